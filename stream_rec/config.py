@@ -151,6 +151,15 @@ class Settings:
         if self.model_deadline_ms <= 0:
             _bad("model_deadline_ms", self.model_deadline_ms, "must be > 0")
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``STREAM_REC_*`` variables (for a worker subprocess)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            out[ENV_PREFIX + f.name.upper()] = text
+        return out
+
     def describe(self) -> dict[str, Any]:
         """Settings as plain values, secrets masked (for logs and ``--help``)."""
         out = {}

@@ -35,7 +35,7 @@ _FIELDS = frozenset({"event_id", "type", "user_id", "item_id", "ts_ms", "quantit
                      "rec_id", "context", "query"})
 _CATALOG_FIELDS = frozenset({"item_id", "title", "category", "price", "in_stock"})
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+\-]{0,127}$")
-_MIN_TS_MS = 946_684_800_000  # 2000-01-01
+_MIN_TS_MS = 631_152_000_000  # 1990-01-01 (MovieLens starts in 1996)
 _MAX_QUANTITY = 10_000
 _MAX_PRICE = 1_000_000.0
 
@@ -151,7 +151,7 @@ def parse_event(raw: bytes, now_ms: int, limits: EventLimits = EventLimits()) ->
     ts_ms = _int(data, "ts_ms", required=True)
     assert ts_ms is not None
     if ts_ms < _MIN_TS_MS or ts_ms > now_ms + limits.max_future_skew_ms:
-        raise InvalidEvent("ts_ms", "must be after 2000-01-01 and not more than "
+        raise InvalidEvent("ts_ms", "must be after 1990-01-01 and not more than "
                            f"{limits.max_future_skew_ms // 1000} s in the future", ts_ms)
     item_id = _identifier(data, "item_id", required=event_type in ITEM_EVENT_TYPES)
     quantity = _int(data, "quantity", required=False)

@@ -59,7 +59,7 @@ class ReplicatedState:
         """Consume until :meth:`stop`; sets :attr:`caught_up` once the start-time ends are read."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
-                                    **self.client_kwargs)
+                                    fetch_max_wait_ms=50, **self.client_kwargs)
         await consumer.start()
         try:
             partitions = await self._assign_all(consumer)

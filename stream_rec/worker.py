@@ -6,6 +6,7 @@ import asyncio
 import logging
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 from stream_rec.config import Settings
 
@@ -22,7 +23,7 @@ class BrokerTarget:
     tansu: bool
 
 
-def resolve_broker(spec: str, stack: ExitStack) -> BrokerTarget:
+def resolve_broker(spec: str, stack: ExitStack, run_dir: Path | None = None) -> BrokerTarget:
     """Turn a ``--broker`` value into a bootstrap address, starting an embedded broker if asked.
 
     The embedded broker is stopped when ``stack`` closes.
@@ -33,7 +34,7 @@ def resolve_broker(spec: str, stack: ExitStack) -> BrokerTarget:
         return BrokerTarget(spec.removeprefix("tansu://"), tansu=True)
     from stream_rec.broker import start_broker
 
-    running = stack.enter_context(start_broker(spec))
+    running = stack.enter_context(start_broker(spec, run_dir))
     log.info("started embedded %s broker at %s", spec, running.info.bootstrap)
     return BrokerTarget(running.info.bootstrap, tansu=spec == "tansu")
 
@@ -47,7 +48,7 @@ def run_worker(settings: Settings) -> None:
     from stream_rec.topics import ensure_topics
 
     with ExitStack() as stack:
-        target = resolve_broker(settings.broker, stack)
+        target = resolve_broker(settings.broker, stack, Path(settings.data_dir) / "broker")
         asyncio.run(ensure_topics(target.bootstrap, settings, client_security_kwargs(settings)))
         asyncio.set_event_loop(asyncio.new_event_loop())
         app = create_app(settings, target.bootstrap, tansu=target.tansu)

@@ -1,0 +1,201 @@
+"""The ``stream-rec`` command: each subcommand builds Settings and calls into the package.
+
+Every setting can also come from its ``STREAM_REC_*`` environment variable
+(``stream-rec settings`` lists them); flags win over the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from stream_rec import codec
+from stream_rec.config import ENV_VARS, Settings
+from stream_rec.errors import StreamRecError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Streaming product recommendations from shop events on Kafka.")
+console = Console(stderr=True)
+
+BrokerOpt = Annotated[str | None, typer.Option(
+    "--broker", help="tansu | kafka (embedded) | kafka://host:port | tansu://host:port "
+    "[env STREAM_REC_BROKER]")]
+DataDirOpt = Annotated[Path | None, typer.Option(
+    "--data-dir", help="Where state, logs and caches go [env STREAM_REC_DATA_DIR]")]
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings.from_env(**overrides)
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="How many real events to replay")] = 3000,
+    rate: Annotated[float, typer.Option(help="Events per second (0 = as fast as possible)")]
+    = 300.0,
+    inject_bad: Annotated[int, typer.Option(help="Mix in this many hostile events")] = 0,
+    summary_json: Annotated[Path | None, typer.Option(help="Write the summary here")] = None,
+    show_every: Annotated[int, typer.Option(help="Print every Nth recommendation")] = 250,
+    broker: BrokerOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Start an embedded broker and a worker, replay real shop events, watch recs flow."""
+    from stream_rec.demo import DemoOptions, run_demo
+
+    settings = _settings(broker=broker, data_dir=data_dir)
+    options = DemoOptions(events=events, rate=rate, inject_bad=inject_bad,
+                          show_every=max(1, show_every))
+    summary = run_demo(settings, options, console)
+    console.print_json(data=summary)
+    if summary_json is not None:
+        summary_json.parent.mkdir(parents=True, exist_ok=True)
+        summary_json.write_bytes(codec.dumps(summary) + b"\n")
+
+
+@app.command()
+def worker(
+    broker: BrokerOpt = None,
+    data_dir: DataDirOpt = None,
+    role: Annotated[str | None, typer.Option(help="slm | llm [env STREAM_REC_ROLE]")] = None,
+    web_port: Annotated[int | None, typer.Option(
+        help="HTTP port for /metrics, /healthz, /readyz [env STREAM_REC_WEB_PORT]")] = None,
+) -> None:
+    """Run one worker (the process ops scale by replicas) until SIGTERM."""
+    from stream_rec.worker import run_worker
+
+    settings = _settings(broker=broker, data_dir=data_dir, role=role, web_port=web_port)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    run_worker(settings)
+
+
+@app.command()
+def produce(
+    path: Annotated[Path, typer.Argument(help="JSON-lines file of events ('-' for stdin)")],
+    broker: BrokerOpt = None,
+    rate: Annotated[float, typer.Option(help="Events per second (0 = as fast as possible)")]
+    = 0.0,
+) -> None:
+    """Publish a JSON-lines file of events to the events topic, keyed by user_id."""
+    settings = _settings(broker=broker)
+    lines = sys.stdin.buffer if str(path) == "-" else path.open("rb")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            user = codec.loads(line).get("user_id")
+        except (codec.DecodeError, AttributeError):
+            user = None  # published as is: the worker dead-letters it with the reason
+            console.print(f"[yellow]line {number} is not a JSON object; sent anyway[/]")
+        records.append((str(user).encode() if user is not None else None, line))
+    _publish(settings, settings.topics.events, records, rate)
+
+
+@app.command()
+def replay(
+    dataset: Annotated[str, typer.Option(help="demo | online-retail | movielens | "
+                                         "amazon-minionerec")] = "demo",
+    dataset_dir: Annotated[Path | None, typer.Option(
+        "--dataset-dir", help="The dataset's folder (not needed for demo)")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many events (0 = all)")] = 0,
+    rate: Annotated[float, typer.Option(help="Events per second (0 = as fast as possible)")]
+    = 0.0,
+    catalog: Annotated[bool, typer.Option(help="Publish the catalog first")] = True,
+    broker: BrokerOpt = None,
+) -> None:
+    """Publish a real dataset's catalog and events, in time order."""
+    from stream_rec.datasets import load_dataset, load_demo
+    from stream_rec.publisher import catalog_records, event_records
+
+    settings = _settings(broker=broker)
+    if dataset == "demo":
+        data = load_demo()
+    elif dataset_dir is None:
+        raise typer.BadParameter("--dataset-dir is required for this dataset")
+    else:
+        data = load_dataset(dataset, dataset_dir)
+    events = data.events[:limit] if limit else data.events
+    if catalog:
+        _publish(settings, settings.topics.catalog, list(catalog_records(data.catalog)), 0.0)
+    _publish(settings, settings.topics.events, list(event_records(events)), rate)
+
+
+@app.command()
+def state(
+    user_id: Annotated[str, typer.Argument(help="The user whose state to print")],
+    broker: BrokerOpt = None,
+) -> None:
+    """Print one user's state, read from the users table's changelog on the broker."""
+    from stream_rec.inspect import read_user_state
+
+    settings = _settings(broker=broker)
+    with ExitStack() as stack:
+        target = _external_target(settings, stack)
+        found = asyncio.run(read_user_state(target, settings, user_id))
+    if found is None:
+        console.print(f"no state for user {user_id!r}")
+        raise typer.Exit(1)
+    typer.echo(codec.dumps(found).decode())
+
+
+@app.command()
+def topics(broker: BrokerOpt = None) -> None:
+    """Create stream-rec's topics on the broker (missing ones only)."""
+    from stream_rec.broker import client_security_kwargs
+    from stream_rec.topics import ensure_topics
+
+    settings = _settings(broker=broker)
+    with ExitStack() as stack:
+        target = _external_target(settings, stack)
+        created = asyncio.run(ensure_topics(target, settings, client_security_kwargs(settings)))
+    console.print(f"created: {created or 'nothing (all exist)'}")
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """List every setting with its environment variable and current value."""
+    current = _settings().describe()
+    for env, name in ENV_VARS.items():
+        typer.echo(f"{env:42} {current[name]}")
+
+
+def _publish(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]],
+             rate: float) -> None:
+    from stream_rec.broker import client_security_kwargs
+    from stream_rec.publisher import publish
+
+    with ExitStack() as stack:
+        target = _external_target(settings, stack)
+        result = asyncio.run(publish(target, topic, records, rate=rate,
+                                     client_kwargs=client_security_kwargs(settings)))
+    console.print(f"sent {result.sent} records to {topic} in {result.elapsed_s:.1f} s "
+                  f"({result.rate:,.0f}/s)")
+
+
+def _external_target(settings: Settings, stack: ExitStack) -> str:
+    if settings.is_embedded:
+        raise typer.BadParameter("this command needs a running broker: pass "
+                                 "--broker kafka://host:port (or tansu://host:port)")
+    from stream_rec.worker import resolve_broker
+
+    return resolve_broker(settings.broker, stack).bootstrap
+
+
+def main() -> None:
+    """Console-script entry point; StreamRecErrors print as one line, not a traceback."""
+    try:
+        app()
+    except StreamRecError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise SystemExit(2) from exc
