@@ -257,7 +257,8 @@ def _build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
         catalog, stats,
         rank_params=RankParams(top_k=settings.top_k, per_source=settings.candidates_per_source),
         profile_params=ProfileParams(recent_items=settings.recent_items,
-                                     half_life_s=settings.half_life_s),
+                                     half_life_s=settings.half_life_s,
+                                     dedupe_window=settings.dedupe_window),
     )
     metrics = WorkerMetrics()
     runtime = WorkerRuntime(

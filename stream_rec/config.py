@@ -82,6 +82,7 @@ class Settings:
     # user state
     recent_items: int = 20
     half_life_s: float = 7 * 86_400.0
+    dedupe_window: int = 64
     # recommendations
     top_k: int = 10
     candidates_per_source: int = 50

@@ -30,7 +30,10 @@ class StatsParams:
     covisit_window: int = 5
     max_neighbours: int = 100
     trending_size: int = 200
-    trending_refresh_ms: int = 1_000
+    # the trending list is recomputed after this many new deltas, or once this much event
+    # time has passed with any new delta (so it is never staler than a minute under traffic)
+    trending_refresh_deltas: int = 256
+    trending_refresh_ms: int = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class ItemStats:
         self.deltas = 0
         self._trending: list[tuple[str, float]] = []
         self._trending_at_ms = -1
+        self._trending_at_deltas = 0
 
     def learn_one(self, delta: ItemDelta) -> None:
         """Fold one delta."""
@@ -111,14 +115,23 @@ class ItemStats:
 
     def trending(self, now_ms: int) -> list[tuple[str, float]]:
         """The most popular items right now, best first (refreshed lazily)."""
-        if (self._trending_at_ms < 0
-                or abs(now_ms - self._trending_at_ms) >= self.params.trending_refresh_ms):
+        fresh = self.deltas - self._trending_at_deltas
+        if (self._trending_at_ms < 0 or fresh >= self.params.trending_refresh_deltas
+                or (fresh and abs(now_ms - self._trending_at_ms)
+                    >= self.params.trending_refresh_ms)):
             scored = ((item, v * math.exp(-self._rate * max(0, now_ms - ts)))
                       for item, (v, ts) in self._pop.items())
             self._trending = heapq.nlargest(self.params.trending_size, scored,
                                             key=lambda kv: kv[1])
             self._trending_at_ms = now_ms
+            self._trending_at_deltas = self.deltas
         return self._trending
+
+    def most_popular(self, now_ms: int, n: int) -> list[tuple[str, float]]:
+        """The ``n`` most popular items at ``now_ms``, best first (uncached, O(items))."""
+        scored = ((item, v * math.exp(-self._rate * max(0, now_ms - ts)))
+                  for item, (v, ts) in self._pop.items())
+        return heapq.nlargest(n, scored, key=lambda kv: kv[1])
 
     def neighbours(self, item_id: str) -> dict[str, float]:
         return self._covisit.get(item_id, {})

@@ -20,7 +20,6 @@ _TYPE_WEIGHT = {"view": 1.0, "rec_click": 1.5, "add_to_cart": 3.0, "purchase": 5
                 "remove_from_cart": 0.0, "search": 0.0, "rec_request": 0.0}
 _MAX_PURCHASED = 200
 _MAX_CATEGORIES = 24
-_RECENT_EVENT_IDS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +28,9 @@ class ProfileParams:
 
     recent_items: int = 20
     half_life_s: float = 7 * 86_400.0
+    # client duplicates (same event_id at a new offset) are caught within this many of the
+    # user's latest events; broker redeliveries are caught exactly, by source offset
+    dedupe_window: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +134,7 @@ def learn_one(
         counts=_bump(profile.counts, event.type),
         first_ts_ms=profile.first_ts_ms or event.ts_ms,
         last_ts_ms=ts,
-        recent_event_ids=(*profile.recent_event_ids, event.event_id)[-_RECENT_EVENT_IDS:],
+        recent_event_ids=(*profile.recent_event_ids, event.event_id)[-params.dedupe_window:],
     )
 
 

@@ -16,7 +16,10 @@ from stream_rec.events import RecItem
 from stream_rec.item_stats import ItemStats
 from stream_rec.profile import UserProfile
 
-__all__ = ["DEFAULT_WEIGHTS", "RankParams", "blend", "recommend"]
+__all__ = ["ABSOLUTE_SOURCES", "DEFAULT_WEIGHTS", "RankParams", "blend", "recommend"]
+
+# Sources whose scores already mean something in [0, 1] and are not rescaled by their best.
+ABSOLUTE_SOURCES = frozenset({"buy_again", "similar"})
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "covisit": 1.0,
@@ -49,47 +52,59 @@ def recommend(
     just_bought: frozenset[str] = frozenset(),
     vector_search: cands.VectorSearch | None = None,
     exclude: frozenset[str] = frozenset(),
+    allow: frozenset[str] | None = None,
 ) -> list[RecItem]:
-    """Top-k items for one user right now, each with a score and a reason."""
-    sources = gather(profile, stats, catalog, now_ms=now_ms, params=params,
-                     vector_search=vector_search)
+    """Top-k items for one user right now, each with a score and a reason.
+
+    ``exclude`` items are never returned; when ``allow`` is given, only its items are
+    ranked (every one of them gets a score, popularity at least), as in sampled evaluation.
+    """
     blocked = exclude | frozenset(profile.cart) | frozenset(
         item for item in just_bought
         if stats.repeat_propensity(item) < params.one_off_propensity)
+    sources = gather(profile, stats, catalog, now_ms=now_ms, params=params,
+                     vector_search=vector_search, blocked=blocked, allow=allow)
     return blend(sources, catalog, params=params, blocked=blocked, profile=profile)
 
 
 def gather(profile: UserProfile, stats: ItemStats, catalog: Catalog, *, now_ms: int,
            params: RankParams, vector_search: cands.VectorSearch | None = None,
+           blocked: frozenset[str] = frozenset(), allow: frozenset[str] | None = None,
            ) -> dict[str, cands.Scored]:
-    """Run every source whose weight is non-zero."""
+    """Run every source whose weight is non-zero; each skips ``blocked`` (and, when
+    ``allow`` is given, everything outside it) before taking its best ``per_source``."""
     n = params.per_source
     weights = params.weights
+    skip: cands.ItemFilter = blocked if allow is None else cands.OutsideOf(allow, blocked)
     sources: dict[str, cands.Scored] = {}
     if weights.get("covisit", 0.0):
-        sources["covisit"] = cands.covisitation(profile, stats, n=n)
+        sources["covisit"] = cands.covisitation(profile, stats, n=n, exclude=skip)
     if weights.get("buy_again", 0.0):
         sources["buy_again"] = cands.buy_again(profile, stats, n=n, now_ms=now_ms,
-                                               half_life_s=params.buy_again_half_life_s)
+                                               half_life_s=params.buy_again_half_life_s,
+                                               exclude=skip)
     if weights.get("similar", 0.0):
-        sources["similar"] = cands.similar_items(profile, vector_search, n=n)
+        sources["similar"] = cands.similar_items(profile, vector_search, n=n, exclude=skip)
     if weights.get("category", 0.0):
         sources["category"] = cands.category_trending(profile, stats, catalog, n=n,
-                                                      now_ms=now_ms)
+                                                      now_ms=now_ms, exclude=skip)
     if weights.get("trending", 0.0):
-        sources["trending"] = cands.trending(stats, n=n, now_ms=now_ms)
+        sources["trending"] = (
+            cands.trending(stats, n=n, now_ms=now_ms, exclude=skip) if allow is None
+            else cands.popular_among(stats, allow - blocked, now_ms=now_ms))
     return sources
 
 
 def blend(sources: Mapping[str, cands.Scored], catalog: Catalog, *, params: RankParams,
           blocked: frozenset[str], profile: UserProfile) -> list[RecItem]:
-    """Scale each source to [0, 1], sum with weights, keep the top-k recommendable items."""
+    """Scale relative sources to [0, 1], sum with weights, keep the top-k recommendable items."""
     totals: dict[str, float] = {}
     best_part: dict[str, tuple[float, str, str]] = {}
     for source, scored in sources.items():
         if not scored:
             continue
-        top = max(score for score, _ in scored.values()) or 1.0
+        top = 1.0 if source in ABSOLUTE_SOURCES else (
+            max(score for score, _ in scored.values()) or 1.0)
         weight = params.weights.get(source, 0.0)
         for item, (score, anchor) in scored.items():
             part = weight * score / top
