@@ -21,7 +21,7 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from stream_rec import codec, faust_tansu
+from stream_rec import codec, faust_transport
 from stream_rec.catalog import Catalog
 from stream_rec.config import Settings
 from stream_rec.errors import InvalidEvent
@@ -62,11 +62,11 @@ class WorkerRuntime:
 def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> faust.App:
     """Build the faust app for one worker process; ``tansu`` enables its workarounds."""
     topics = settings.topics
-    if tansu:
-        faust_tansu.register()
+    faust_transport.register()
+    scheme = faust_transport.TANSU_SCHEME if tansu else faust_transport.KAFKA_SCHEME
     app = faust.App(
         settings.app_id,
-        broker=f"{'tansu' if tansu else 'kafka'}://{bootstrap}",
+        broker=f"{scheme}://{bootstrap}",
         broker_credentials=_credentials(settings),
         store="rocksdb://",
         datadir=str(settings.data_dir),
