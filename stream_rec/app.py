@@ -21,13 +21,14 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from stream_rec import codec, faust_transport
+from stream_rec import codec, faust_transport, prompts
 from stream_rec.catalog import Catalog
 from stream_rec.config import Settings
-from stream_rec.errors import InvalidEvent
-from stream_rec.events import Event, EventLimits, Recommendation, parse_event
+from stream_rec.errors import InvalidEvent, ModelError
+from stream_rec.events import Event, EventLimits, Recommendation, RecItem, parse_event
 from stream_rec.item_stats import ItemStats, StatsParams
 from stream_rec.metrics import WorkerMetrics
+from stream_rec.model_runtime import ModelRuntime
 from stream_rec.profile import ProfileParams, UserProfile
 from stream_rec.ranking import RankParams
 from stream_rec.recommender import Recommender, rec_id_for
@@ -54,9 +55,14 @@ class WorkerRuntime:
     router: Router
     metrics: WorkerMetrics
     limits: EventLimits
+    model: ModelRuntime | None = None
     replicated: ReplicatedState | None = None
     pending_deltas: list[list[Any]] = field(default_factory=list)
     last_delta_flush: float = field(default_factory=time.monotonic)
+
+    @property
+    def model_name(self) -> str:
+        return self.model.name if self.model is not None else "fast-scorer"
 
 
 def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> faust.App:
@@ -146,7 +152,7 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
         else:
             runtime.metrics.duplicates.inc()
         if event.type in runtime.settings.trigger_types:
-            rec = _recommendation(runtime, obs.profile, event, message.timestamp)
+            rec = await _recommendation(runtime, obs.profile, event, message.timestamp)
             await recs_topic.send(key=event.user_id.encode(), value=codec.dumps(rec.to_dict()))
             runtime.metrics.recs.labels(rec.arm, rec.model, str(rec.degraded).lower()).inc()
             runtime.metrics.rec_latency.labels(rec.arm).observe(rec.latency_ms / 1000.0)
@@ -159,6 +165,12 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
     async def follow_shared_state() -> None:
         assert runtime.replicated is not None
         await runtime.replicated.run()
+
+    @app.timer(0.05)
+    async def embed_new_items() -> None:
+        if runtime.model is not None:
+            caught_up = runtime.replicated is not None and runtime.replicated.caught_up.is_set()
+            await runtime.model.embed_pending(runtime.metrics, caught_up=caught_up)
 
     @app.page("/metrics")
     async def metrics_view(self: Any, request: Any) -> Any:
@@ -174,8 +186,12 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
     @app.page("/readyz")
     async def readyz_view(self: Any, request: Any) -> Any:
         ready = _ready(app, runtime)
+        model = runtime.model
         return self.json({"ready": ready, "catalog_items": len(runtime.recommender.catalog),
-                          "item_deltas": runtime.recommender.stats.deltas},
+                          "item_deltas": runtime.recommender.stats.deltas,
+                          "model": {"name": runtime.model_name,
+                                    "sha256": model.sha256 if model else None,
+                                    "items_embedded": len(model.semantic) if model else 0}},
                          status=200 if ready else 503)
 
     @app.page("/state/{user_id}")
@@ -226,24 +242,57 @@ async def _send_dlq(dlq_topic: Any, runtime: WorkerRuntime, message: Any, field_
     await dlq_topic.send(key=message.key, value=codec.dumps(record))
 
 
-def _recommendation(runtime: WorkerRuntime, profile: UserProfile, event: Event,
-                    produced_at_s: float | None) -> Recommendation:
+async def _recommendation(runtime: WorkerRuntime, profile: UserProfile, event: Event,
+                          produced_at_s: float | None) -> Recommendation:
     started = time.time()
     arm = runtime.router.assign(event.user_id)
     items = runtime.recommender.recommend(profile, now_ms=event.ts_ms, trigger=event)
+    runtime.metrics.stage_latency.labels("rank").observe(time.time() - started)
+    model, degraded = runtime.model_name, False
+    if runtime.model is not None and runtime.settings.rerank_top_n > 1 and len(items) > 1:
+        items, reranked = await _rerank(runtime, profile, items)
+        model, degraded = (f"{model}+rerank", False) if reranked else (model, True)
     now = time.time()
-    runtime.metrics.stage_latency.labels("rank").observe(now - started)
     origin = produced_at_s if produced_at_s else started
     return Recommendation(
         rec_id=rec_id_for(event.user_id, event.event_id),
         user_id=event.user_id,
         items=tuple(items),
         arm=arm,
-        model="fast-scorer",
+        model=model,
         trigger_event_id=event.event_id,
         generated_at_ms=int(now * 1000),
         latency_ms=max(0.0, (now - origin) * 1000.0),
+        degraded=degraded,
     )
+
+
+async def _rerank(runtime: WorkerRuntime, profile: UserProfile,
+                  items: list[RecItem]) -> tuple[list[RecItem], bool]:
+    """Reorder the top candidates by the model's likelihood; on any miss keep the fast order.
+
+    The model only scores the offered titles: :func:`prompts.rerank` returns a permutation
+    of the offered ids, so nothing but an offered item can come out.
+    """
+    assert runtime.model is not None
+    catalog = runtime.recommender.catalog
+    head = items[: runtime.settings.rerank_top_n]
+    history = [catalog.title(item) for item in reversed(profile.recent_item_ids(10))]
+    texts = [prompts.candidate_text(catalog.title(item.item_id)) for item in head]
+    started = time.time()
+    try:
+        scores = await runtime.model.pool.score(
+            prompts.history_prefix(history), texts,
+            deadline_s=runtime.settings.model_deadline_ms / 1000.0)
+    except ModelError as exc:  # ModelTimeout, ModelBusy, or a failed call: fall back, tagged
+        outcome = type(exc).__name__
+        runtime.metrics.model_calls.labels("rerank", outcome).inc()
+        return items, False
+    runtime.metrics.model_calls.labels("rerank", "ok").inc()
+    runtime.metrics.stage_latency.labels("rerank").observe(time.time() - started)
+    by_id = {item.item_id: item for item in head}
+    order = prompts.rerank([item.item_id for item in head], [float(x) for x in scores])
+    return [RecItem(i, score, by_id[i].reason) for i, score in order] + items[len(head):], True
 
 
 def _build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
@@ -261,11 +310,15 @@ def _build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
                                      dedupe_window=settings.dedupe_window),
     )
     metrics = WorkerMetrics()
+    model = ModelRuntime.load(settings) if settings.model_path != "none" else None
+    if model is not None:
+        recommender.vector_search = model.semantic.search
     runtime = WorkerRuntime(
         settings=settings,
         recommender=recommender,
         router=Router.from_spec(settings.arms, settings.experiment_salt),
         metrics=metrics,
+        model=model,
         limits=EventLimits(max_bytes=settings.max_event_bytes,
                            max_context_keys=settings.max_context_keys,
                            max_future_skew_ms=int(settings.max_future_skew_s * 1000)),
@@ -275,6 +328,7 @@ def _build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
         deltas_topic=settings.topics.item_deltas, catalog=catalog, stats=stats,
         client_kwargs=client_security_kwargs(settings),
         on_delta=metrics.deltas.inc,
+        on_item=model.on_item if model is not None else None,
     )
     return runtime
 
@@ -282,7 +336,8 @@ def _build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
 def _ready(app: faust.App, runtime: WorkerRuntime) -> bool:
     recovered = app.tables.recovery.completed.is_set() if app.tables else True
     caught_up = runtime.replicated is not None and runtime.replicated.caught_up.is_set()
-    return bool(recovered and caught_up and not app.rebalancing)
+    embedded = runtime.model is None or runtime.model.warm
+    return bool(recovered and caught_up and embedded and not app.rebalancing)
 
 
 def _batch_bytes(settings: Settings, tansu: bool) -> int:

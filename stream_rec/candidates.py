@@ -7,7 +7,7 @@ the reason will cite (an item the user touched, or a category).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Collection, Container, Iterable
 from dataclasses import dataclass
 
 from stream_rec.catalog import Catalog
@@ -27,7 +27,8 @@ __all__ = [
 ]
 
 Scored = dict[str, tuple[float, str]]
-VectorSearch = Callable[[tuple[float, ...], int], list[tuple[str, float]]]
+# (profile, n, exclude) -> [(item, similarity, the recent item it is closest to)]
+VectorSearch = Callable[[UserProfile, int, Collection[str]], list[tuple[str, float, str]]]
 ItemFilter = Container[str]  # items a source must skip (``item in skip``)
 _NOTHING: frozenset[str] = frozenset()
 
@@ -52,17 +53,28 @@ def _best(scores: Iterable[tuple[str, float]], n: int, exclude: ItemFilter
 
 def covisitation(profile: UserProfile, stats: ItemStats, *, n: int, history: int = 10,
                  exclude: ItemFilter = _NOTHING) -> Scored:
-    """Items often seen after/with what the user touched recently (newer anchors weigh more)."""
+    """Items often seen after/with what the user touched recently (newer anchors weigh more).
+
+    The score is a mixture of the anchors' neighbour distributions, P(item | anchor) =
+    co-visits(anchor, item) / co-visits(anchor, anything), weighted 1 / (1 + age) and
+    normalised, so it is absolute in [0, 1]. An anchor's age counts the user's distinct
+    instants since it was touched: the items of one basket share an age.
+    """
+    rows: list[tuple[str, float, dict[str, float]]] = []
+    age, instant = -1, None
+    for anchor, ts_ms in _recent_instants(profile, history):
+        if ts_ms != instant:
+            age, instant = age + 1, ts_ms
+        row = stats.neighbours(anchor)
+        if row:
+            rows.append((anchor, 1.0 / (1.0 + age), row))
+    total = sum(w for _, w, _ in rows)
     scores: dict[str, float] = {}
     anchors: dict[str, tuple[float, str]] = {}
-    for age, anchor in enumerate(profile.recent_item_ids(history)):
-        anchor_weight = 1.0 / (1.0 + age)
-        row = stats.neighbours(anchor)
-        if not row:
-            continue
-        norm = 1.0 / math.sqrt(sum(row.values()))
+    for anchor, anchor_weight, row in rows:
+        scale = anchor_weight / total / (sum(row.values()) or 1.0)
         for item, weight in row.items():
-            contribution = anchor_weight * weight * norm
+            contribution = weight * scale
             scores[item] = scores.get(item, 0.0) + contribution
             if contribution > anchors.get(item, (0.0, ""))[0]:
                 anchors[item] = (contribution, anchor)
@@ -70,19 +82,33 @@ def covisitation(profile: UserProfile, stats: ItemStats, *, n: int, history: int
     return {item: (score, anchors[item][1]) for item, score in best}
 
 
+def _recent_instants(profile: UserProfile, n: int) -> list[tuple[str, int]]:
+    """Up to ``n`` distinct recently touched items with their latest time, newest first."""
+    seen: set[str] = set()
+    out: list[tuple[str, int]] = []
+    for touch in reversed(profile.recent):
+        if touch.item_id not in seen:
+            seen.add(touch.item_id)
+            out.append((touch.item_id, touch.ts_ms))
+            if len(out) >= n:
+                break
+    return out
+
+
 def buy_again(profile: UserProfile, stats: ItemStats, *, n: int, now_ms: int,
               half_life_s: float, exclude: ItemFilter = _NOTHING) -> Scored:
-    """The user's own purchases: P(rebuy) of the item, firmed up by how often and how lately.
+    """The user's own purchases, by expected re-purchases: the item's repeat rate times how
+    often this user bought it, firmed up by how lately.
 
-    Scores are absolute in [0, 1] (not rescaled by the ranker): an item nobody re-buys
-    stays near 0 however often this user bought it once.
+    Scores are absolute in [0, 1) (not rescaled by the ranker): ``1 - exp(-rate * times)``,
+    so an item nobody re-buys stays near 0 however often this user bought it once.
     """
     rate = math.log(2) / (half_life_s * 1000.0)
     scored = []
     for item, times, last_ts in profile.purchased:
         recency = math.exp(-rate * max(0, now_ms - last_ts))
-        habit = 1.0 - math.exp(-times / 2.0)
-        score = stats.repeat_propensity(item) * (0.5 + 0.5 * habit) * (0.5 + 0.5 * recency)
+        expected = stats.repeat_propensity(item) * times
+        score = (1.0 - math.exp(-expected)) * (0.5 + 0.5 * recency)
         scored.append((item, score))
     best = _best(scored, n, exclude)
     return {item: (score, item) for item, score in best}
@@ -90,59 +116,62 @@ def buy_again(profile: UserProfile, stats: ItemStats, *, n: int, now_ms: int,
 
 def trending(stats: ItemStats, *, n: int, now_ms: int, exclude: ItemFilter = _NOTHING
              ) -> Scored:
-    """The shop's ``n`` most popular items right now that are not in ``exclude``.
+    """The shop's ``n`` most popular items right now that are not in ``exclude``, scored by
+    their share of all popularity (absolute: P(item) for the next event).
 
     Reads the cached trending list; only when exclusions eat into it does it rank deeper.
     """
+    total = stats.total_popularity(now_ms) or 1.0
     out: Scored = {}
     top = stats.trending(now_ms)
     for item, score in top:
         if item not in exclude:
-            out[item] = (score, "")
+            out[item] = (score / total, "")
             if len(out) >= n:
                 return out
     if len(top) < len(stats):
         for item, score in stats.most_popular(now_ms, len(stats)):
             if item not in exclude and item not in out:
-                out[item] = (score, "")
+                out[item] = (score / total, "")
                 if len(out) >= n:
                     break
     return out
 
 
 def popular_among(stats: ItemStats, items: Iterable[str], *, now_ms: int) -> Scored:
-    """Every one of ``items`` scored by its popularity right now (for a fixed candidate set)."""
-    return {item: (stats.popularity(item, now_ms), "") for item in items}
+    """Every one of ``items`` scored by its popularity share right now (a fixed candidate
+    set, as in sampled evaluation)."""
+    return {item: (stats.popularity_share(item, now_ms), "") for item in items}
 
 
 def category_trending(profile: UserProfile, stats: ItemStats, catalog: Catalog, *, n: int,
                       now_ms: int, top_categories: int = 3,
                       exclude: ItemFilter = _NOTHING) -> Scored:
-    """Trending items in the user's favourite categories, weighted by the user's affinity."""
+    """Trending items in the user's favourite categories: P(category) from the user's
+    decayed affinity times P(item | category) from the trending list (absolute)."""
     if not profile.categories or len(catalog) == 0:
         return {}
     favourites = dict(profile.categories[:top_categories])
     total = sum(favourites.values()) or 1.0
-    scored: Scored = {}
+    found: list[tuple[str, float, str]] = []
+    mass: dict[str, float] = {}
     for item, popularity in stats.trending(now_ms):
-        if item in exclude:
-            continue
         category = catalog.category(item)
         if category in favourites:
-            scored[item] = (popularity * favourites[category] / total, category)
-            if len(scored) >= n:
-                break
-    return scored
+            mass[category] = mass.get(category, 0.0) + popularity
+            if item not in exclude and len(found) < n:
+                found.append((item, popularity, category))
+    return {item: (popularity / mass[category] * favourites[category] / total, category)
+            for item, popularity, category in found}
 
 
 def similar_items(profile: UserProfile, search: VectorSearch | None, *, n: int,
                   exclude: ItemFilter = _NOTHING) -> Scored:
-    """Nearest items to the user's taste vector (empty without vectors)."""
-    if search is None or not profile.vector:
+    """Nearest items to the user's taste vector, each citing its closest recent item."""
+    if search is None or not profile.recent:
         return {}
-    anchor = profile.recent_item_ids(1)
-    label = anchor[0] if anchor else ""
-    extra = len(exclude) if isinstance(exclude, frozenset | set) else n
-    found = [(item, score) for item, score in search(profile.vector, n + extra)
+    blocked = exclude if isinstance(exclude, frozenset | set) else ()
+    extra = 0 if blocked else n
+    found = [(item, score, anchor) for item, score, anchor in search(profile, n + extra, blocked)
              if item not in exclude][:n]
-    return {item: (max(score, 0.0), label) for item, score in found}
+    return {item: (max(score, 0.0), anchor) for item, score, anchor in found}

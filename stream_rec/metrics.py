@@ -37,6 +37,8 @@ class WorkerMetrics:
                            "has caught up", registry=r)
         self.model_calls = Counter("stream_rec_model_calls", "Model calls", ["kind", "outcome"],
                                    registry=r)
+        self.items_embedded = Counter("stream_rec_items_embedded",
+                                      "Catalog items embedded and indexed", registry=r)
         self.model_queue = Gauge("stream_rec_model_queue_depth", "Pending model requests",
                                  registry=r)
         self.model_batch = Histogram("stream_rec_model_batch_size", "Items per model call",

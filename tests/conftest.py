@@ -99,10 +99,14 @@ def model_path() -> Path:
 
 @pytest.fixture(scope="session")
 def slm_model(model_path: Path) -> Iterator[object]:
-    """One :class:`stream_rec.llm.SlmModel` (2 threads) shared by the whole session."""
+    """One :class:`stream_rec.llm.SlmModel` shared by the whole session.
+
+    One thread: with two, llama.cpp's spinning worker threads slow down badly whenever
+    another process holds a core (docs/model.md).
+    """
     from stream_rec.llm import SlmModel
 
-    with SlmModel(model_path, n_threads=2) as model:
+    with SlmModel(model_path, n_threads=1) as model:
         yield model
 
 

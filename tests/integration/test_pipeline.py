@@ -7,102 +7,28 @@ nothing was counted twice, whatever the broker redelivered.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import shutil
 import time
-import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from pipeline_support import DEMO, Pipeline
 
-from stream_rec import codec
-from stream_rec.broker import RunningBroker
 from stream_rec.catalog import Catalog
-from stream_rec.config import Settings
-from stream_rec.datasets import load_demo
 from stream_rec.events import Event
 from stream_rec.hostile import KINDS, bad_events
 from stream_rec.item_stats import ItemStats
 from stream_rec.profile import UserProfile
-from stream_rec.publisher import catalog_records, event_records, publish
+from stream_rec.publisher import event_records
 from stream_rec.recommender import Recommender
-from stream_rec.topics import ensure_topics
 from stream_rec.workerproc import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
-DEMO = load_demo()
 COMPARED = ("user_id", "recent", "purchased", "cart", "counts", "recent_event_ids",
             "first_ts_ms", "last_ts_ms")
-
-
-@dataclass
-class Pipeline:
-    """A unique set of topics and an app id on a shared broker, plus the workers started."""
-
-    broker: RunningBroker
-    settings: Settings
-    run_dir: Path
-    workers: list[WorkerProcess] = field(default_factory=list)
-
-    @property
-    def bootstrap(self) -> str:
-        return self.broker.info.bootstrap
-
-    def start_worker(self) -> WorkerProcess:
-        worker = WorkerProcess(self.settings, log_path=self.run_dir / f"worker-{len(self.workers)}.log")
-        self.workers.append(worker.start())
-        worker.wait_ready(timeout_s=120)
-        return worker
-
-    def publish(self, records: Sequence[tuple[bytes | None, bytes]], topic: str | None = None,
-                ) -> None:
-        asyncio.run(publish(self.bootstrap, topic or self.settings.topics.events, records,
-                            one_record_batches=True))
-
-    def read(self, topic: str, *, until: int, timeout_s: float = 120.0,
-             key: str = "rec_id") -> list[dict[str, Any]]:
-        """Messages of ``topic`` (deduplicated by ``key``) once there are ``until`` of them."""
-        return asyncio.run(_read(self.bootstrap, topic, until, timeout_s, key))
-
-
-async def _read(bootstrap: str, topic: str, until: int, timeout_s: float,
-                key: str) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=50)
-    await consumer.start()
-    seen: dict[Any, dict[str, Any]] = {}
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(seen) < until and time.monotonic() < deadline:
-            for messages in (await consumer.getmany(timeout_ms=200)).values():
-                for message in messages:
-                    value = codec.loads(message.value)
-                    seen.setdefault(value.get(key, (message.partition, message.offset)), value)
-    finally:
-        await consumer.stop()
-    assert len(seen) >= until, f"only {len(seen)} of {until} messages on {topic}"
-    return list(seen.values())
-
-
-@pytest.fixture
-def pipeline(broker: RunningBroker, tmp_path: Path) -> Iterator[Pipeline]:
-    tag = uuid.uuid4().hex[:8]
-    scheme = "tansu" if broker.info.kind == "tansu" else "kafka"
-    settings = Settings(broker=f"{scheme}://{broker.info.bootstrap}", topic_prefix=f"t{tag}",
-                        app_id=f"app-{tag}", partitions=4, data_dir=tmp_path / "state",
-                        commit_interval_s=0.5)
-    pipe = Pipeline(broker, settings, tmp_path)
-    asyncio.run(ensure_topics(broker.info.bootstrap, settings))
-    pipe.publish(list(catalog_records(DEMO.catalog)), settings.topics.catalog)
-    yield pipe
-    for worker in pipe.workers:
-        worker.kill()
 
 
 def oracle(events: Sequence[Event]) -> dict[str, dict[str, Any]]:
