@@ -12,6 +12,7 @@ dead-letter topic with the field, rule, value, source offset and the original by
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
@@ -166,11 +167,12 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
         assert runtime.replicated is not None
         await runtime.replicated.run()
 
-    @app.timer(0.05)
+    @app.task
     async def embed_new_items() -> None:
-        if runtime.model is not None:
+        while runtime.model is not None and not app.should_stop:
             caught_up = runtime.replicated is not None and runtime.replicated.caught_up.is_set()
             await runtime.model.embed_pending(runtime.metrics, caught_up=caught_up)
+            await asyncio.sleep(0.05)
 
     @app.page("/metrics")
     async def metrics_view(self: Any, request: Any) -> Any:

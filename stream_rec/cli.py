@@ -170,6 +170,42 @@ def show_settings() -> None:
         typer.echo(f"{env:42} {current[name]}")
 
 
+@app.command("eval")
+def eval_command(
+    dataset: Annotated[str, typer.Option(help="movielens | online-retail | amazon-minionerec")],
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The dataset's folder")],
+    out: Annotated[Path, typer.Option(help="Write results.json, results.md and plots here")],
+    protocol: Annotated[str | None, typer.Option(
+        help="llamarec | minionerec | time-split | sampled-100 (default: the dataset's)")]
+    = None,
+    arms: Annotated[str | None, typer.Option(
+        help="Comma list of arms (default: all that can run here, plus ablations)")] = None,
+    stage: Annotated[str, typer.Option(
+        help="test, or valid to tune on the validation stage")] = "test",
+    limit_cases: Annotated[int, typer.Option(
+        help="Evaluate this many evenly spaced test cases (0 = all)")] = 0,
+    price_per_vcpu_hour: Annotated[float, typer.Option(
+        help="USD per vCPU-hour for the $/million recs estimate")] = 0.04,
+    watts_per_core: Annotated[float, typer.Option(
+        help="Watts per busy core for the J/rec estimate")] = 10.0,
+) -> None:
+    """Replay a real dataset through the worker's recommender and report accuracy and cost."""
+    from stream_rec.evaluation import CostModel, evaluate
+    from stream_rec.evaluation.model_arm import model_hooks_factory
+
+    names = [a.strip() for a in arms.split(",") if a.strip()] if arms else None
+    hooks = model_hooks_factory(names)
+    results = evaluate(dataset, data_dir, protocol, names, out_dir=out,
+                       limit_cases=limit_cases, stage=stage, model_hooks=hooks,
+                       cost=CostModel(price_per_vcpu_hour, watts_per_core),
+                       command=" ".join(["stream-rec", *sys.argv[1:]]))
+    headline = results["headline"]
+    for name, arm in results["arms"].items():
+        console.print(f"{name:24} {headline} {arm['metrics'][headline]:.4f}  "
+                      f"p50 {arm['latency_ms_p50']:.3f} ms")
+    console.print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+
+
 def _publish(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]],
              rate: float) -> None:
     from stream_rec.broker import client_security_kwargs

@@ -34,6 +34,13 @@ class StatsParams:
     # time has passed with any new delta (so it is never staler than a minute under traffic)
     trending_refresh_deltas: int = 256
     trending_refresh_ms: int = 60_000
+    # co-visitation direction: an item seen after another (at a later instant) adds weight w
+    # to earlier→later and covisit_backward * w to later→earlier; items touched at the same
+    # instant (one basket) are unordered and count both ways at distance 1
+    covisit_backward: float = 0.25
+    # pair an item with up to this many items touched at the same instant (a basket), on
+    # top of covisit_window items from earlier instants; 0 = no basket rule
+    instant_window: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,28 +53,54 @@ class ItemDelta:
     prev: tuple[str, ...]  # the user's distinct recent items before this event, newest first
     first_purchase: bool  # a purchase of an item this user had not bought before
     repeat_purchase: bool  # a purchase of an item this user had bought before
+    same_instant: int = 0  # how many leading ``prev`` items were touched at ``ts_ms`` too
 
     def to_list(self) -> list[Any]:
-        return [self.item_id, self.type, self.ts_ms, list(self.prev),
-                int(self.first_purchase), int(self.repeat_purchase)]
+        row = [self.item_id, self.type, self.ts_ms, list(self.prev),
+               int(self.first_purchase), int(self.repeat_purchase)]
+        return [*row, self.same_instant] if self.same_instant else row
 
     @classmethod
     def from_list(cls, row: list[Any]) -> ItemDelta:
-        item_id, event_type, ts_ms, prev, first, repeat = row
+        """Inverse of :meth:`to_list` (also reads the older six-field rows)."""
+        item_id, event_type, ts_ms, prev, first, repeat = row[:6]
+        same = int(row[6]) if len(row) > 6 else 0
         return cls(str(item_id), str(event_type), int(ts_ms), tuple(map(str, prev)),
-                   bool(first), bool(repeat))
+                   bool(first), bool(repeat), same)
 
 
-def delta_for(before: UserProfile, event: Event, window: int) -> ItemDelta | None:
-    """The delta of ``event`` given the user's profile before it (None if it has no item)."""
+def delta_for(before: UserProfile, event: Event, window: int, *,
+              instant_window: int = 0) -> ItemDelta | None:
+    """The delta of ``event`` given the user's profile before it (None if it has no item).
+
+    ``prev`` holds up to ``instant_window`` items touched at the event's own instant (its
+    basket), then up to ``window`` items from earlier instants, each part newest first.
+    """
     if event.item_id is None or event.type not in _POP_WEIGHT:
         return None
-    prev = tuple(i for i in before.recent_item_ids(window + 1) if i != event.item_id)[:window]
-    bought_before = event.item_id in before.purchase_counts()
+    item = event.item_id
+    if instant_window <= 0:
+        prev = tuple(i for i in before.recent_item_ids(window + 1) if i != item)[:window]
+        same = 0
+    else:
+        now: list[str] = []
+        earlier: list[str] = []
+        seen = {item}
+        for touch in reversed(before.recent):
+            if touch.item_id in seen:
+                continue
+            seen.add(touch.item_id)
+            if touch.ts_ms == event.ts_ms:
+                if len(now) < instant_window:
+                    now.append(touch.item_id)
+            elif len(earlier) < window:
+                earlier.append(touch.item_id)
+        prev, same = (*now, *earlier), len(now)
+    bought_before = item in before.purchase_counts()
     is_purchase = event.type == "purchase"
-    return ItemDelta(event.item_id, event.type, event.ts_ms, prev,
+    return ItemDelta(item, event.type, event.ts_ms, prev,
                      first_purchase=is_purchase and not bought_before,
-                     repeat_purchase=is_purchase and bought_before)
+                     repeat_purchase=is_purchase and bought_before, same_instant=same)
 
 
 class ItemStats:
@@ -77,6 +110,7 @@ class ItemStats:
         self.params = params
         self._rate = math.log(2) / (params.popularity_half_life_s * 1000.0)
         self._pop: dict[str, tuple[float, int]] = {}
+        self._pop_total: tuple[float, int] = (0.0, 0)  # decayed sum of all popularity
         self._covisit: dict[str, dict[str, float]] = {}
         self.buyers: dict[str, int] = {}
         self.repeats: dict[str, int] = {}
@@ -100,10 +134,17 @@ class ItemStats:
             self.repeats[delta.item_id] = self.repeats.get(delta.item_id, 0) + 1
             self.total_repeats += 1
         weight = _COVISIT_WEIGHT.get(delta.type, 0.5)
-        for distance, other in enumerate(delta.prev, start=1):
-            w = weight / distance
-            self._add_pair(other, delta.item_id, w)
-            self._add_pair(delta.item_id, other, w)
+        backward = self.params.covisit_backward
+        same = delta.same_instant
+        for position, other in enumerate(delta.prev, start=1):
+            if position <= same:  # one basket: unordered, adjacent
+                self._add_pair(other, delta.item_id, weight)
+                self._add_pair(delta.item_id, other, weight)
+                continue
+            w = weight / (position - same)
+            self._add_pair(other, delta.item_id, w)  # earlier → later
+            if backward > 0:
+                self._add_pair(delta.item_id, other, w * backward)  # later → earlier
 
     def learn_many(self, deltas: Iterable[ItemDelta]) -> None:
         for delta in deltas:
@@ -148,7 +189,22 @@ class ItemStats:
     def __len__(self) -> int:
         return len(self._pop)
 
+    def total_popularity(self, now_ms: int) -> float:
+        """The decayed popularity of all items together at ``now_ms``."""
+        value, ts = self._pop_total
+        return value * math.exp(-self._rate * max(0, now_ms - ts))
+
+    def popularity_share(self, item_id: str, now_ms: int) -> float:
+        """The item's share of all popularity right now: P(item) for the next event."""
+        total = self.total_popularity(now_ms)
+        return self.popularity(item_id, now_ms) / total if total > 0 else 0.0
+
     def _bump_popularity(self, item_id: str, weight: float, ts_ms: int) -> None:
+        total, total_ts = self._pop_total
+        if ts_ms > total_ts:
+            total *= math.exp(-self._rate * (ts_ms - total_ts))
+            total_ts = ts_ms
+        self._pop_total = (total + weight, total_ts)
         value, ts = self._pop.get(item_id, (0.0, ts_ms))
         if ts_ms > ts:
             value *= math.exp(-self._rate * (ts_ms - ts))

@@ -60,19 +60,23 @@ class Recommender:
             offset = before.offsets[0][1] + 1 if before.offsets else 0
         after, applied = apply_event(before, event, partition=partition, offset=offset,
                                      category=category, params=self.profile_params)
-        delta = delta_for(before, event, self.stats.params.covisit_window) if applied else None
+        params = self.stats.params
+        delta = delta_for(before, event, params.covisit_window,
+                          instant_window=params.instant_window) if applied else None
         return Observation(after, applied, delta)
 
     def recommend(self, profile: UserProfile, *, now_ms: int,
                   trigger: Event | None = None,
-                  exclude: frozenset[str] = frozenset()) -> list[RecItem]:
-        """The fast scorer's top-k for ``profile`` at ``now_ms``."""
+                  exclude: frozenset[str] = frozenset(),
+                  allow: frozenset[str] | None = None) -> list[RecItem]:
+        """The fast scorer's top-k for ``profile`` at ``now_ms`` (never ``exclude``; only
+        ``allow`` when given)."""
         just_bought = frozenset(
             [trigger.item_id] if trigger is not None and trigger.type == "purchase"
             and trigger.item_id else [])
         return recommend(profile, self.stats, self.catalog, now_ms=now_ms,
                          params=self.rank_params, just_bought=just_bought,
-                         vector_search=self.vector_search, exclude=exclude)
+                         vector_search=self.vector_search, exclude=exclude, allow=allow)
 
 
 def rec_id_for(user_id: str, event_id: str) -> str:

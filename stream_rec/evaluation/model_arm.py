@@ -1,0 +1,68 @@
+"""The ``slm`` arm's model side, built exactly as the worker builds it.
+
+The evaluator loads the small language model (:class:`stream_rec.llm.SlmModel`) once,
+embeds the catalog with :func:`stream_rec.semantic.embed_catalog`, and gives
+``Recommender(vector_search=SemanticIndex.search)`` — the worker's own ``similar`` source
+(``stream_rec.model_runtime``): a user's taste vector is computed from their recent items
+when asked, so nothing extra is stored per user and no replay hook is needed per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from stream_rec.datasets import Split
+from stream_rec.errors import ConfigError, ModelError
+from stream_rec.evaluation.arms import MODEL_ARMS
+from stream_rec.evaluation.replay import ModelHooks, rss_mb
+
+__all__ = ["build_model_hooks", "model_hooks_factory"]
+
+HooksFactory = Callable[[Split, Sequence[Any]], ModelHooks]
+
+
+def model_hooks_factory(names: Sequence[str] | None, *, model_path: str = "",
+                        n_threads: int = 1) -> HooksFactory | None:
+    """A factory for model hooks when a model arm is wanted and the model can be found.
+
+    ``names=None`` (every arm that can run) quietly returns None without a model; naming a
+    model arm without one raises ConfigError with the reason.
+    """
+    wanted = names is None or any(n in MODEL_ARMS or n.startswith("slm") for n in names)
+    if not wanted:
+        return None
+    try:
+        from stream_rec.model_files import resolve_model_path
+
+        path = resolve_model_path(model_path)
+    except (ImportError, ModelError) as exc:
+        if names is None:
+            return None
+        raise ConfigError(f"arms: the model arms need the language model: {exc}") from exc
+
+    def factory(split: Split, catalog_items: Sequence[Any]) -> ModelHooks:
+        return build_model_hooks(path, catalog_items, n_threads=n_threads)
+
+    return factory
+
+
+def build_model_hooks(path: Path, catalog_items: Sequence[Any], *, n_threads: int = 1,
+                      progress: bool = False) -> ModelHooks:
+    """Load the model, embed the catalog into a SemanticIndex, return its search."""
+    from stream_rec.llm import SlmModel
+    from stream_rec.semantic import SemanticIndex, embed_catalog
+
+    before = rss_mb()
+    model = SlmModel(path, n_threads=n_threads)
+    try:
+        vectors = embed_catalog(model, list(catalog_items), progress=progress)
+        index = SemanticIndex(model.dim)
+        index.add(vectors)
+    finally:
+        # what a worker keeps resident: the model (it embeds new catalog items) + vectors
+        resident_mb = rss_mb() - before
+        model.close()
+    return ModelHooks(vector_search=index.search, enrich=None,
+                      rss_mb=max(0.0, resident_mb))
