@@ -90,6 +90,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> dict
             target.bootstrap, settings, client, records, options, console, titles,
             {e.event_id: e for e in events}, triggers, len(hostile)))
         events_in = int(worker.metric_total("stream_rec_events_total"))
+        model = _model_summary(worker)
     latencies = watch.pop("latencies")
     summary = {
         "events_in": events_in,
@@ -104,8 +105,22 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> dict
         "recs_per_s": round(watch["recs"] / watch["elapsed_s"], 1) if watch["elapsed_s"] else 0,
         "models": sorted(watch["models"]),
         "dlq_fields": watch["dlq_fields"],
+        **model,
+        "fallbacks": watch["fallbacks"],
     }
     return summary
+
+
+def _model_summary(worker: WorkerProcess) -> dict[str, Any]:
+    """What the worker's model did: which model, how many items embedded, how many calls."""
+    ready = worker.readyz()
+    model = ready.get("model") or {}
+    calls = worker.metric_total("stream_rec_model_calls_total")
+    return {
+        "model": {"name": model.get("name"), "sha256": model.get("sha256")},
+        "items_embedded": int(worker.metric_total("stream_rec_items_embedded_total")),
+        "model_calls": int(calls),
+    }
 
 
 async def _stream_and_watch(bootstrap: str, settings: Settings, client: dict[str, Any],
@@ -119,7 +134,7 @@ async def _stream_and_watch(bootstrap: str, settings: Settings, client: dict[str
     await consumer.start()
     seen: set[str] = set()
     state: dict[str, Any] = {"recs": 0, "dlq": 0, "latencies": [], "models": set(),
-                             "dlq_fields": {}}
+                             "dlq_fields": {}, "fallbacks": 0}
     started = time.monotonic()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
@@ -146,6 +161,7 @@ async def _stream_and_watch(bootstrap: str, settings: Settings, client: dict[str
                     state["recs"] += 1
                     state["latencies"].append(rec["latency_ms"])
                     state["models"].add(rec["model"])
+                    state["fallbacks"] += 1 if rec.get("degraded") else 0
                     if state["recs"] % options.show_every == 1:
                         _show(progress.console, rec, by_id.get(rec["trigger_event_id"]), titles)
             progress.update(recs_task, completed=state["recs"])

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -69,6 +70,15 @@ class WorkerProcess:
                 pass
             time.sleep(0.2)
         raise StreamRecError(f"worker not ready after {timeout_s:.0f} s; see {self.log_path}")
+
+    def readyz(self) -> dict[str, Any]:
+        """The worker's ``/readyz`` JSON (also when it answers 503: not ready)."""
+        try:
+            with urllib.request.urlopen(self.url + "/readyz", timeout=5) as response:
+                data: dict[str, Any] = codec.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            data = codec.loads(exc.read())
+        return data
 
     def metrics(self) -> dict[str, float]:
         """Scrape ``/metrics``: sample name (with labels) → value."""
