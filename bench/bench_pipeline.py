@@ -39,8 +39,9 @@ def main() -> None:
                                            show_every=10**9, timeout_s=900), console)
     result = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cores": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(),
-                    "ram_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+        "machine": {"cores": os.cpu_count(), "cpu": _cpu_model(),
+                    "python": platform.python_version(), "ram_gb": _ram_gb(),
+                    "load_avg_1m": os.getloadavg()[0]},
         "broker": args.broker,
         "max_rate": {"events": args.events, "recs_per_s": flat_out["recs_per_s"],
                      "latency_ms_p50": flat_out["latency_ms_p50"],
@@ -52,6 +53,10 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+
+
+def _ram_gb() -> float:
+    return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
 
 
 def _cpu_model() -> str:

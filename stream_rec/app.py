@@ -26,7 +26,7 @@ from stream_rec import codec, faust_transport, prompts
 from stream_rec.catalog import Catalog
 from stream_rec.config import Settings
 from stream_rec.errors import InvalidEvent, ModelError
-from stream_rec.events import Event, EventLimits, Recommendation, RecItem, parse_event
+from stream_rec.events import Event, EventLimits, RecItem, Recommendation, parse_event
 from stream_rec.item_stats import ItemStats, StatsParams
 from stream_rec.metrics import WorkerMetrics
 from stream_rec.model_runtime import ModelRuntime

@@ -172,7 +172,9 @@ class Settings:
         return out
 
 
-ENV_VARS: dict[str, str] = {ENV_PREFIX + f.name.upper(): f.name for f in dataclasses.fields(Settings)}
+ENV_VARS: dict[str, str] = {
+    ENV_PREFIX + f.name.upper(): f.name for f in dataclasses.fields(Settings)
+}
 
 
 def _parse(name: str, type_name: Any, raw: str) -> Any:

@@ -22,8 +22,8 @@ __all__ = [
     "CatalogItem",
     "Event",
     "EventLimits",
-    "Recommendation",
     "RecItem",
+    "Recommendation",
     "parse_catalog_item",
     "parse_event",
 ]

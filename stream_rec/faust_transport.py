@@ -41,7 +41,7 @@ _RESEEK_AFTER_S = 2.0
 class Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
     """faust's aiokafka consumer whose drain loop never advances past undelivered messages."""
 
-    async def _drain_messages(self, fetcher: Any) -> None:  # noqa: C901 - faust's loop, fixed
+    async def _drain_messages(self, fetcher: Any) -> None:
         # tp -> (first undelivered offset, when we last sought back to it)
         undelivered: dict[Any, tuple[int, float]] = {}
         callback = self.callback

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from stream_rec import codec
 
-__all__ = ["BadEvent", "KINDS", "bad_events"]
+__all__ = ["KINDS", "BadEvent", "bad_events"]
 
 
 @dataclass(frozen=True, slots=True)

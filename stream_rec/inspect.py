@@ -31,7 +31,7 @@ async def read_user_state(bootstrap: str, settings: Settings,
     await consumer.start()
     try:
         topic = changelog_topic(settings)
-        partitions = sorted(await consumer._client._wait_on_metadata(topic))  # noqa: SLF001
+        partitions = sorted(await consumer._client._wait_on_metadata(topic))
         key = user_id.encode()
         tp = TopicPartition(topic, (murmur2(key) & 0x7FFFFFFF) % len(partitions))
         wanted = codec.dumps(user_id)

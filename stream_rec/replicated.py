@@ -84,7 +84,7 @@ class ReplicatedState:
         topics = (self.catalog_topic, self.deltas_topic)
         for _ in range(100):
             try:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
+                await consumer._client.force_metadata_update()
             except KafkaError as exc:
                 log.warning("metadata refresh failed: %s", exc)
             partitions = [TopicPartition(topic, p) for topic in topics

@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 from stream_rec import codec
 from stream_rec.app import dlq_record
 from stream_rec.datasets import load_demo
-from stream_rec.events import Recommendation, RecItem, parse_event
+from stream_rec.events import RecItem, Recommendation, parse_event
 from stream_rec.hostile import KINDS, bad_events
 
 SCHEMAS = Path(__file__).parents[2] / "docs" / "schemas"
