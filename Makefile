@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 OUT    ?= out
 SHARED ?= ../shared/data
 
-.PHONY: help install run test test-fast lint bench eval kafka-jars clean
+.PHONY: help install run test test-fast lint bench eval chaos soak kafka-jars clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-11s %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ lint: install ## ruff and mypy
 bench: install ## benchmarks: they print figures (see docs/benchmarks.md)
 	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_model.py
+
+chaos: install kafka-jars ## fault-injection tests: kills, restarts, slow readers (docs/reliability.md)
+	$(BIN)/python -m pytest -m chaos tests/integration/test_faults.py
+
+soak: install ## longer fault-injection runs; they print figures
+	$(BIN)/python bench/soak.py
 
 eval: install ## replay evaluation on the real datasets in $(SHARED), reports in $(OUT)/
 	$(BIN)/stream-rec eval --dataset movielens --data-dir $(SHARED)/movielens-latest-small --protocol llamarec --out $(OUT)/eval-movielens

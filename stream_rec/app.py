@@ -40,6 +40,9 @@ __all__ = ["WorkerRuntime", "create_app", "dlq_record"]
 
 log = logging.getLogger(__name__)
 
+_DLQ_LABELS = frozenset({"<message>", "<key>", "<processing>", "event_id", "type", "user_id",
+                         "item_id", "ts_ms", "quantity", "price", "rec_id", "context",
+                         "query"})
 _DELTA_FLUSH_COUNT = 256
 _DELTA_FLUSH_INTERVAL_S = 0.1
 # Small RocksDB footprint per table partition (faust's defaults are a 2 GiB block cache).
@@ -131,6 +134,12 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
         except InvalidEvent as exc:
             await _send_dlq(dlq_topic, runtime, message, exc.field, exc.rule, exc.value, str(exc))
             return
+        except Exception as exc:  # a decoder bug must cost one message, never the agent
+            log.exception("decoding %s[%s]@%s failed", message.topic, message.partition,
+                          message.offset)
+            await _send_dlq(dlq_topic, runtime, message, "<message>", "could not be decoded",
+                            type(exc).__name__, repr(exc)[:200])
+            return
         try:
             await apply_and_recommend(event, message)
         except Exception as exc:  # the agent must survive anything a single event triggers
@@ -151,6 +160,12 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
             if obs.delta is not None:
                 runtime.pending_deltas.append(obs.delta.to_list())
         else:
+            # A redelivery. RocksDB is written before the changelog send completes, so the
+            # crash that caused it may have left this update on the local disk only: write
+            # it again so the changelog (what another worker or an empty disk recovers)
+            # catches up.
+            if stored is not None:
+                users[event.user_id] = stored
             runtime.metrics.duplicates.inc()
         if event.type in runtime.settings.trigger_types:
             rec = await _recommendation(runtime, obs.profile, event, message.timestamp)
@@ -224,6 +239,13 @@ def dlq_record(*, topic: str, partition: int, offset: int, key: bytes | None,
     }
 
 
+def _dlq_label(field_name: str) -> str:
+    """A metric label from a bounded set: hostile field names must not create series."""
+    if field_name in _DLQ_LABELS:
+        return field_name
+    return "context.*" if field_name.startswith("context.") else "<unknown-field>"
+
+
 def _decode(key: bytes | None, value: bytes | None, limits: EventLimits) -> Event:
     event = parse_event(value or b"", int(time.time() * 1000), limits)
     if key is None or key != event.user_id.encode():
@@ -240,7 +262,7 @@ async def _send_dlq(dlq_topic: Any, runtime: WorkerRuntime, message: Any, field_
                         shown=shown, reason=reason, now_ms=int(time.time() * 1000))
     log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset,
                 reason)
-    runtime.metrics.dlq.labels(field_name).inc()
+    runtime.metrics.dlq.labels(_dlq_label(field_name)).inc()
     await dlq_topic.send(key=message.key, value=codec.dumps(record))
 
 

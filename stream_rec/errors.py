@@ -60,5 +60,8 @@ class DatasetError(StreamRecError):
 
 
 def _short_repr(value: object, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # JSON may nest ~1,000 levels (orjson's limit): deeper than repr
+        text = f"<{type(value).__name__} nested too deeply to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

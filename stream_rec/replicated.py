@@ -118,7 +118,8 @@ class ReplicatedState:
         try:
             rows = codec.loads(value)
             deltas = [ItemDelta.from_list(row) for row in rows]
-        except (codec.DecodeError, TypeError, ValueError) as exc:
+        except (codec.DecodeError, TypeError, ValueError, OverflowError,
+                RecursionError) as exc:
             self.bad_records += 1
             log.warning("skipping invalid item-delta record: %s", exc)
             return
