@@ -39,7 +39,7 @@ bench: install ## benchmarks: they print figures (see docs/benchmarks.md)
 	$(BIN)/python bench/bench_model.py
 
 chaos: install kafka-jars ## fault-injection tests: kills, restarts, slow readers (docs/reliability.md)
-	$(BIN)/python -m pytest -m chaos tests/integration/test_faults.py
+	$(BIN)/python -m pytest -m chaos tests/integration
 
 soak: install ## longer fault-injection runs; they print figures
 	$(BIN)/python bench/soak.py
