@@ -258,6 +258,9 @@ class ChaosResult:
     recs_first_seen_out_of_order: int = 0
     recs_degraded: int = 0  # recommendations that fell back from the model (tagged)
     skipped_as_duplicate: int = 0  # by the live workers (since their last start)
+    # events not yet committed when the run ended: lag, not loss (their effect is missing
+    # from state, so a non-zero backlog makes "lost" an upper bound)
+    backlog_at_end: int = 0
     dlq_distinct: int = 0
     dlq_missing: int = 0
     dlq_unexpected: int = 0
@@ -437,6 +440,8 @@ class Rig:
         if self.feeder is not None and self.feeder.is_alive():
             self.wait_fed()
         self.wait_processed(processed_timeout_s)
+        committed, ends = asyncio.run(self.group_offsets())
+        backlog = sum(max(0, end - max(committed.get(p, 0), 0)) for p, end in ends.items())
         settings = self.settings
         exactly_once = settings.processing_guarantee == "exactly_once"
         isolation = "read_committed" if exactly_once else "read_uncommitted"
@@ -444,6 +449,7 @@ class Rig:
                              guarantee=settings.processing_guarantee, seed=self.seed)
         events_log = self._read(settings.topics.events)
         oracle = oracle_from_log(events_log, settings)
+        result.backlog_at_end = backlog
         result.records_sent = self.feeder.sent if self.feeder else 0
         result.producer_retries = self.feeder.retries if self.feeder else 0
         result.valid_in_log, result.invalid_in_log = oracle.valid, len(oracle.invalid)
