@@ -8,12 +8,11 @@ in), and shows recommendations as they arrive, with a progress bar and a summary
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import shutil
-import statistics
 import time
 import uuid
-from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from stream_rec.config import Settings
 from stream_rec.datasets import load_demo
 from stream_rec.events import Event
 from stream_rec.hostile import bad_events
+from stream_rec.percentiles import percentile
 from stream_rec.publisher import catalog_records, event_records, publish
 from stream_rec.topics import ensure_topics
 from stream_rec.worker import resolve_broker
@@ -98,8 +98,8 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> dict
         "dlq": watch["dlq"],
         "recs_out": watch["recs"],
         "users": len({e.user_id for e in events}),
-        "latency_ms_p50": _percentile(latencies, 50),
-        "latency_ms_p99": _percentile(latencies, 99),
+        "latency_ms_p50": _ms(percentile(latencies, 0.50)),
+        "latency_ms_p99": _ms(percentile(latencies, 0.99)),
         "broker": settings.broker if settings.is_embedded else "external",
         "duration_s": round(watch["elapsed_s"], 2),
         "recs_per_s": round(watch["recs"] / watch["elapsed_s"], 1) if watch["elapsed_s"] else 0,
@@ -187,10 +187,5 @@ def _show(console: Console, rec: dict[str, Any], trigger: Event | None,
                       f"  [green]— {item['reason']}[/]")
 
 
-def _percentile(values: Sequence[float], pct: float) -> float:
-    if not values:
-        return 0.0
-    if len(values) == 1:
-        return round(float(values[0]), 3)
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return round(cuts[min(98, max(0, int(pct) - 1))], 3)
+def _ms(value: float) -> float:
+    return 0.0 if math.isnan(value) else round(value, 3)

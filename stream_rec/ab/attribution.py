@@ -16,29 +16,19 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from stream_rec.ab.stats import wilson_interval
 from stream_rec.events import Event
+from stream_rec.percentiles import percentile
 
-__all__ = ["DEFAULT_WINDOW_MS", "LATENCY_RESERVOIR", "ArmStats", "Attribution", "quantile"]
+__all__ = ["DEFAULT_WINDOW_MS", "LATENCY_RESERVOIR", "ArmStats", "Attribution"]
 
 DEFAULT_WINDOW_MS = 24 * 3_600_000
 LATENCY_RESERVOIR = 4096
 DEFAULT_MAX_RECS = 1_000_000
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    """The ``q``-quantile (0..1) by linear interpolation; nan when empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 @dataclass(slots=True)
@@ -80,8 +70,8 @@ class ArmStats:
             "conversion_rate": self.converted_recs / served,
             "conversion_rate_ci": [conv_low, conv_high],
             "revenue": round(self.revenue, 2),
-            "latency_ms_p50": quantile(self.latency_ms, 0.5),
-            "latency_ms_p99": quantile(self.latency_ms, 0.99),
+            "latency_ms_p50": percentile(self.latency_ms, 0.5),
+            "latency_ms_p99": percentile(self.latency_ms, 0.99),
             "fallbacks": self.fallbacks,
             "fallback_rate": self.fallbacks / served,
         }

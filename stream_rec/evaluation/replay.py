@@ -201,17 +201,6 @@ def _ask(case: TestCase, profiles: dict[str, UserProfile], tallies: list[ArmTall
         tally.curve.add(ranked, case.relevant)
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-quantile (0..1) by linear interpolation; nan when empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 class _NoBar:
     n = 0
 

@@ -28,10 +28,10 @@ from stream_rec.evaluation.replay import (
     ArmTally,
     GroupTally,
     ModelHooks,
-    percentile,
     replay_group,
 )
 from stream_rec.evaluation.stages import split_for_stage
+from stream_rec.percentiles import percentile
 
 __all__ = ["CostModel", "evaluate", "evaluate_split", "machine_info"]
 

@@ -11,9 +11,10 @@ import pytest
 
 import stream_rec.ab
 from stream_rec.ab import Attribution, two_proportion_test, wilson_interval
-from stream_rec.ab.attribution import LATENCY_RESERVOIR, quantile
+from stream_rec.ab.attribution import LATENCY_RESERVOIR
 from stream_rec.ab.simulate import CHART, simulate, write_report
 from stream_rec.events import Event
+from stream_rec.percentiles import percentile
 from stream_rec.router import Router
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -60,9 +61,9 @@ def test_equal_rates_are_not_significant_and_empty_arms_give_nan() -> None:
     assert math.isnan(two_proportion_test(1, 10, 0, 0).p_value)
 
 
-def test_quantile_interpolates_and_is_nan_when_empty() -> None:
-    assert quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
-    assert math.isnan(quantile([], 0.5))
+def test_percentile_interpolates_and_is_nan_when_empty() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert math.isnan(percentile([], 0.5))
 
 
 # ----- attribution -------------------------------------------------------------------------
