@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import random
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--worker-pythonpath", default="")
     parser.add_argument("--out", type=Path, default=Path("out/soak.json"))
     args = parser.parse_args()
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # retries while a broker restarts
     kills, events = (3, 3000) if args.quick else (args.kills, args.events)
     demo = load_demo()
     catalog = demo.catalog[:600]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import sys
 import tempfile
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(hostile_markdown())
         return 0
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # retries while a broker restarts
     result = _run(args)
     print(json.dumps(result.to_dict(), indent=2, default=str))
     return 0 if result.ok else 1

@@ -99,8 +99,8 @@ def test_a_crash_during_catch_up_then_an_empty_disk_loses_nothing(
 
 
 def test_two_workers_one_sigkilled_the_other_takes_over_then_both_exact(
-        tansu_broker: RunningBroker, tmp_path: Path) -> None:
-    result = two_workers_rebalance(tansu_broker, chaos_settings(tansu_broker, tmp_path),
+        broker: RunningBroker, tmp_path: Path) -> None:
+    result = two_workers_rebalance(broker, chaos_settings(broker, tmp_path),
                                    records(2500, 13), run_dir=tmp_path,
                                    rng=random.Random(13), rate=100.0, catalog=CATALOG)
     show(result)
