@@ -111,3 +111,28 @@ def slm_model(model_path: Path) -> Iterator[object]:
 
 
 # ===== end of model ==========================================================================
+
+
+# ===== shared datasets =======================================================================
+# The real datasets live in ../shared/data beside the repository (CI lays them there too);
+# STREAM_REC_SHARED_DATA overrides. Tests that need one skip, naming the path, without it.
+
+SHARED_DATA = Path(os.environ.get("STREAM_REC_SHARED_DATA", "")
+                   or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Callable[[str], Path]:
+    """``shared_data(name)``: the folder of a shared dataset, or skip the test."""
+
+    def find(name: str) -> Path:
+        path = SHARED_DATA / name
+        if not path.is_dir():
+            pytest.skip(f"shared dataset {path} is missing (expected at ../shared/data "
+                        "beside the repository, or set STREAM_REC_SHARED_DATA)")
+        return path
+
+    return find
+
+
+# ===== end of shared datasets ================================================================

@@ -7,29 +7,23 @@ The data lives outside the repository (``STREAM_REC_SHARED_DATA``, default
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from stream_rec.evaluation import evaluate
 
-SHARED = Path(os.environ.get("STREAM_REC_SHARED_DATA", "/work/shared/data"))
-MOVIELENS = SHARED / "movielens-latest-small"
-INDUSTRIAL = SHARED / "amazon18-industrial-scientific-minionerec"
-RETAIL = SHARED / "online-retail"
+MOVIELENS = "movielens-latest-small"
+INDUSTRIAL = "amazon18-industrial-scientific-minionerec"
+RETAIL = "online-retail"
 
 pytestmark = pytest.mark.integration
 
 
-def _need(path: Path) -> Path:
-    if not path.is_dir():
-        pytest.skip(f"shared dataset not found at {path}")
-    return path
-
-
-def test_movielens_llamarec_baselines_match_the_reference() -> None:
-    results = evaluate("movielens", _need(MOVIELENS), "llamarec", ["popular", "item-knn"],
+def test_movielens_llamarec_baselines_match_the_reference(
+        shared_data: Callable[[str], Path]) -> None:
+    results = evaluate("movielens", shared_data(MOVIELENS), "llamarec", ["popular", "item-knn"],
                        out_dir=None, progress=False)
     assert results["split"]["cases"] == 610
     popular = results["arms"]["popular"]["metrics"]
@@ -39,16 +33,18 @@ def test_movielens_llamarec_baselines_match_the_reference() -> None:
     assert results["arms"]["item-knn"]["short_lists"] == 0  # masked history never starves
 
 
-def test_industrial_minionerec_baselines_match_the_reference() -> None:
-    results = evaluate("amazon-minionerec", _need(INDUSTRIAL), "minionerec",
+def test_industrial_minionerec_baselines_match_the_reference(
+        shared_data: Callable[[str], Path]) -> None:
+    results = evaluate("amazon-minionerec", shared_data(INDUSTRIAL), "minionerec",
                        ["popular", "item-knn"], out_dir=None, progress=False)
     assert results["split"]["cases"] == 4533
     assert results["arms"]["popular"]["metrics"]["hr@10"] == pytest.approx(0.070, abs=0.008)
     assert results["arms"]["item-knn"]["metrics"]["hr@10"] >= 0.124 - 0.01
 
 
-def test_online_retail_repeat_baseline_matches_the_reference(tmp_path: Path) -> None:
-    results = evaluate("online-retail", _need(RETAIL), "time-split", ["repeat"],
+def test_online_retail_repeat_baseline_matches_the_reference(
+        tmp_path: Path, shared_data: Callable[[str], Path]) -> None:
+    results = evaluate("online-retail", shared_data(RETAIL), "time-split", ["repeat"],
                        out_dir=tmp_path, progress=False, plots=False)
     metrics = results["arms"]["repeat"]["metrics"]
     assert metrics["hr@10"] >= 0.718 - 0.02  # reference repeat-frequency HR@10 0.718

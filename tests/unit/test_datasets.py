@@ -9,7 +9,7 @@ import json
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,18 +28,9 @@ from stream_rec.errors import ConfigError, DatasetError
 from stream_rec.events import parse_catalog_item, parse_event
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 CATEGORY = "Industrial_and_Scientific"
 AMAZON_HEADER = ["user_id", "history_item_title", "item_title", "history_item_id", "item_id",
                  "history_item_sid", "item_sid"]
-
-
-def _shared(name: str) -> Path:
-    path = SHARED / name
-    if not path.is_dir():
-        pytest.skip(f"shared dataset {path} is missing (expected at ../shared/data relative "
-                    "to the repository root)")
-    return path
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
@@ -107,8 +98,8 @@ def test_movielens_breaks_timestamp_ties_by_user_then_movie(movielens: Dataset) 
     assert keys == sorted(keys)
 
 
-def test_movielens_full_dataset_has_every_rating() -> None:
-    dataset = load_dataset("movielens", _shared("movielens-latest-small"))
+def test_movielens_full_dataset_has_every_rating(shared_data: Callable[[str], Path]) -> None:
+    dataset = load_dataset("movielens", shared_data("movielens-latest-small"))
     assert len(dataset.events) == 100_836
     assert len(dataset.catalog) == 9_742
     assert len({e.user_id for e in dataset.events}) == 610
@@ -291,8 +282,8 @@ def test_amazon_replay_of_windowed_rows_recovers_the_user_sequence(
     assert [e.item_id for e in events] == [str(i) for i in seq[max(0, start - 10):]]
 
 
-def test_amazon_full_category_replays_every_sample() -> None:
-    path = _shared("amazon18-industrial-scientific-minionerec")
+def test_amazon_full_category_replays_every_sample(shared_data: Callable[[str], Path]) -> None:
+    path = shared_data("amazon18-industrial-scientific-minionerec")
     dataset = load_dataset("amazon-minionerec", path)
     roles = Counter((e.context["split"], e.context["role"]) for e in dataset.events)
     assert roles[("valid", "target")] == 4_532

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,17 +16,8 @@ from stream_rec.events import CatalogItem, Event
 from stream_rec.ranking_metrics import RankingAccumulator
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 DAY_MS = 86_400_000
 T0 = 1_300_000_000_000
-
-
-def _shared(name: str) -> Path:
-    path = SHARED / name
-    if not path.is_dir():
-        pytest.skip(f"shared dataset {path} is missing (expected at ../shared/data relative "
-                    "to the repository root)")
-    return path
 
 
 def _world(interactions: list[tuple[str, str, int]], *, untitled: frozenset[str] = frozenset(),
@@ -66,8 +58,8 @@ def _replay_popularity(split: Split) -> dict[str, float]:
 # --- llamarec -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def movielens_full() -> Dataset:
-    return load_dataset("movielens", _shared("movielens-latest-small"))
+def movielens_full(shared_data: Callable[[str], Path]) -> Dataset:
+    return load_dataset("movielens", shared_data("movielens-latest-small"))
 
 
 def test_llamarec_on_ml_latest_small_gives_the_reference_counts(movielens_full: Dataset) -> None:
@@ -147,9 +139,10 @@ def test_llamarec_rejects_unknown_options() -> None:
 
 # --- minionerec ---------------------------------------------------------------------------
 
-def test_minionerec_on_industrial_gives_the_reference_counts() -> None:
+def test_minionerec_on_industrial_gives_the_reference_counts(
+        shared_data: Callable[[str], Path]) -> None:
     dataset = load_dataset("amazon-minionerec",
-                           _shared("amazon18-industrial-scientific-minionerec"))
+                           shared_data("amazon18-industrial-scientific-minionerec"))
     split = make_split(dataset, "minionerec")
     assert len(split.cases) == 4_533
     assert len(split.item_ids) == 3_686
@@ -202,8 +195,8 @@ def test_minionerec_needs_minionerec_events() -> None:
 # --- time-split ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def retail_full() -> Dataset:
-    return load_dataset("online-retail", _shared("online-retail"))
+def retail_full(shared_data: Callable[[str], Path]) -> Dataset:
+    return load_dataset("online-retail", shared_data("online-retail"))
 
 
 def test_time_split_on_online_retail_gives_the_reference_counts(retail_full: Dataset) -> None:
