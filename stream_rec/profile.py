@@ -14,7 +14,7 @@ from typing import Any
 
 from stream_rec.events import Event
 
-__all__ = ["ProfileParams", "Touch", "UserProfile", "apply_event", "learn_one", "with_vector"]
+__all__ = ["ProfileParams", "Touch", "UserProfile", "apply_event", "learn_one"]
 
 _TYPE_WEIGHT = {"view": 1.0, "rec_click": 1.5, "add_to_cart": 3.0, "purchase": 5.0,
                 "remove_from_cart": 0.0, "search": 0.0, "rec_request": 0.0}
@@ -56,8 +56,6 @@ class UserProfile:
     last_ts_ms: int = 0
     offsets: tuple[tuple[int, int], ...] = ()  # (partition, last applied offset)
     recent_event_ids: tuple[str, ...] = ()
-    vector: tuple[float, ...] = ()  # decayed mean of touched items' vectors (may be empty)
-    vector_weight: float = 0.0
 
     @classmethod
     def new(cls, user_id: str) -> UserProfile:
@@ -91,8 +89,6 @@ class UserProfile:
             "last_ts_ms": self.last_ts_ms,
             "offsets": [list(o) for o in self.offsets],
             "recent_event_ids": list(self.recent_event_ids),
-            "vector": list(self.vector),
-            "vector_weight": self.vector_weight,
         }
 
     @classmethod
@@ -108,8 +104,6 @@ class UserProfile:
             last_ts_ms=data.get("last_ts_ms", 0),
             offsets=tuple((p, o) for p, o in data.get("offsets", ())),
             recent_event_ids=tuple(data.get("recent_event_ids", ())),
-            vector=tuple(data.get("vector", ())),
-            vector_weight=data.get("vector_weight", 0.0),
         )
 
 
@@ -157,21 +151,6 @@ def apply_event(
     offsets[partition] = offset
     updated = learn_one(profile, event, category=category, params=params)
     return replace(updated, offsets=tuple(sorted(offsets.items()))), True
-
-
-def with_vector(profile: UserProfile, item_vector: tuple[float, ...], weight: float,
-                ts_ms: int, half_life_s: float) -> UserProfile:
-    """Blend an item vector into the user's decayed mean vector."""
-    decay = _decay(profile.last_ts_ms, ts_ms, half_life_s) if profile.vector else 0.0
-    old_w = profile.vector_weight * decay
-    total = old_w + weight
-    if total <= 0:
-        return profile
-    if not profile.vector or len(profile.vector) != len(item_vector):
-        return replace(profile, vector=item_vector, vector_weight=weight)
-    blended = tuple((old_w * a + weight * b) / total for a, b in zip(profile.vector, item_vector,
-                                                                     strict=True))
-    return replace(profile, vector=blended, vector_weight=total)
 
 
 def _purchased(purchased: tuple[tuple[str, int, int], ...],
