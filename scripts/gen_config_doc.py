@@ -65,6 +65,11 @@ DESCRIPTIONS: dict[str, str] = {
     "model_threads": "Threads per model instance",
     "model_pool_size": "Model instances per worker",
     "model_deadline_ms": "Per-call budget before the non-LLM fallback answers",
+    "model_breaker_failures": "Missed model calls in a row (timeouts, full queue, errors) "
+                              "that open the circuit: the model is skipped and "
+                              "recommendations go out `degraded` at once; 0 disables it",
+    "model_breaker_cooldown_s": "How long an open circuit skips the model before one trial "
+                                "call",
     "rerank_top_n": "Candidates the language model reranks (0 = off)",
     "arms": "A/B arms and weights, `name:weight[,name:weight]`",
     "experiment_salt": "Salt of the user → arm hash; change it to reshuffle users",

@@ -95,6 +95,10 @@ class Settings:
     model_threads: int = 1
     model_pool_size: int = 1
     model_deadline_ms: float = 50.0
+    # after this many missed model calls in a row, skip the model for the cool-down
+    # (0 disables the circuit breaker)
+    model_breaker_failures: int = 5
+    model_breaker_cooldown_s: float = 5.0
     rerank_top_n: int = 0
     # A/B
     arms: str = "slm:1.0"
@@ -151,6 +155,9 @@ class Settings:
             _bad("max_event_bytes", self.max_event_bytes, "must be >= 256")
         if self.model_deadline_ms <= 0:
             _bad("model_deadline_ms", self.model_deadline_ms, "must be > 0")
+        if self.model_breaker_failures < 0 or self.model_breaker_cooldown_s <= 0:
+            _bad("model_breaker_failures", self.model_breaker_failures,
+                 "must be >= 0 (0 disables it), with MODEL_BREAKER_COOLDOWN_S > 0")
 
     def to_env(self) -> dict[str, str]:
         """These settings as ``STREAM_REC_*`` variables (for a worker subprocess)."""

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import llama_cpp
 import numpy as np
 
+from stream_rec.circuit import CircuitBreaker
 from stream_rec.config import Settings
 from stream_rec.errors import ModelError
 from stream_rec.model_pool import ModelBusy, ModelPool, PoolStats
@@ -582,6 +583,7 @@ def load_pool(
     size: int = 1,
     n_threads: int | None = None,
     max_pending: int | None = None,
+    breaker: CircuitBreaker | None = None,
     **model_options: Any,
 ) -> ModelPool:
     """A :class:`ModelPool` of ``size`` instances sharing one loaded copy of the weights.
@@ -601,13 +603,18 @@ def load_pool(
         for model in models:
             model.close()
         raise
-    return ModelPool(models, max_pending=max_pending)
+    return ModelPool(models, max_pending=max_pending, breaker=breaker)
 
 
 def pool_from_settings(settings: Settings) -> ModelPool:
-    """The pool described by ``model_path``, ``model_pool_size`` and ``model_threads``."""
+    """The pool described by ``model_path``, ``model_pool_size``, ``model_threads`` and the
+    ``model_breaker_*`` settings (0 failures: no circuit breaker)."""
     from stream_rec.model_files import resolve_model_path
 
     size = settings.model_pool_size
     threads = 1 if size > 1 else settings.model_threads
-    return load_pool(resolve_model_path(settings.model_path), size=size, n_threads=threads)
+    breaker = (CircuitBreaker(settings.model_breaker_failures,
+                              settings.model_breaker_cooldown_s)
+               if settings.model_breaker_failures > 0 else None)
+    return load_pool(resolve_model_path(settings.model_path), size=size, n_threads=threads,
+                     breaker=breaker)

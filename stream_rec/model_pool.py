@@ -9,6 +9,8 @@ Build one around real models with :func:`stream_rec.llm.load_pool`.
 - A caller gets :class:`~stream_rec.errors.ModelTimeout` at its deadline. Work not yet
   started is dropped; work already running finishes in the background (llama.cpp cannot
   be interrupted cheaply from Python) and still counts as pending until it does.
+- With a :class:`~stream_rec.circuit.CircuitBreaker`, a run of misses opens the circuit:
+  calls raise :class:`CircuitOpen` at once, without waiting, until a trial call succeeds.
 """
 
 from __future__ import annotations
@@ -24,15 +26,20 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from stream_rec.circuit import CircuitBreaker
 from stream_rec.errors import ModelError, ModelTimeout
 
-__all__ = ["LanguageModel", "ModelBusy", "ModelPool", "PoolStats"]
+__all__ = ["CircuitOpen", "LanguageModel", "ModelBusy", "ModelPool", "PoolStats"]
 
 T = TypeVar("T")
 
 
 class ModelBusy(ModelError):
     """Too many model requests are pending: shed load now, fall back, try later."""
+
+
+class CircuitOpen(ModelBusy):
+    """The model missed its last calls: refused at once until the cool-down ends."""
 
 
 class LanguageModel(Protocol):
@@ -56,6 +63,7 @@ class PoolStats:
     failed: int
     timeouts: int
     busy_rejections: int
+    circuit_rejections: int
     expired_in_queue: int
     pending: int
     max_pending_seen: int
@@ -72,7 +80,8 @@ class PoolStats:
 class ModelPool:
     """N model instances, one worker thread each; async and sync entry points."""
 
-    def __init__(self, models: Sequence[LanguageModel], *, max_pending: int | None = None) -> None:
+    def __init__(self, models: Sequence[LanguageModel], *, max_pending: int | None = None,
+                 breaker: CircuitBreaker | None = None) -> None:
         if not models:
             raise ModelError("a ModelPool needs at least one model instance")
         self._models = list(models)
@@ -83,6 +92,7 @@ class ModelPool:
         self.max_pending = max_pending if max_pending is not None else 4 * self.size
         if self.max_pending < 1:
             raise ModelError(f"max_pending must be >= 1, got {self.max_pending}")
+        self.breaker = breaker
         self._executor = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="slm")
         self._lock = threading.Lock()
         self._c = dict.fromkeys(
@@ -92,6 +102,7 @@ class ModelPool:
                 "failed",
                 "timeouts",
                 "busy_rejections",
+                "circuit_rejections",
                 "expired_in_queue",
                 "pending",
                 "max_pending_seen",
@@ -119,6 +130,26 @@ class ModelPool:
         return await self._await(_Score(prefix, list(candidates)), len(candidates), deadline_s)
 
     async def _await(
+        self, work: Callable[[LanguageModel], T], n_items: int, deadline_s: float | None
+    ) -> T:
+        breaker = self.breaker
+        if breaker is not None and not breaker.allow():
+            self._count("circuit_rejections")
+            raise CircuitOpen(
+                f"the model missed its last {breaker.failures} calls: skipping it for "
+                f"{breaker.cooldown_s:g} s (STREAM_REC_MODEL_BREAKER_COOLDOWN_S)"
+            )
+        try:
+            result = await self._await_unguarded(work, n_items, deadline_s)
+        except Exception:
+            if breaker is not None:
+                breaker.record_failure()
+            raise
+        if breaker is not None:
+            breaker.record_success()
+        return result
+
+    async def _await_unguarded(
         self, work: Callable[[LanguageModel], T], n_items: int, deadline_s: float | None
     ) -> T:
         deadline_at = None if deadline_s is None else time.monotonic() + deadline_s

@@ -113,3 +113,23 @@ def test_closed_pool_refuses_work_with_a_model_error() -> None:
     pool.close()
     with pytest.raises(ModelError, match="closed"):
         pool.score_sync("p", ["a"])
+
+
+def test_a_run_of_missed_deadlines_opens_the_circuit_and_calls_fail_fast() -> None:
+    from stream_rec.circuit import CircuitBreaker
+    from stream_rec.model_pool import CircuitOpen
+
+    async def scenario(pool: ModelPool) -> float:
+        for _ in range(2):
+            with pytest.raises(ModelTimeout):
+                await pool.score("p", ["a"], deadline_s=0.02)
+        started = time.perf_counter()
+        with pytest.raises(CircuitOpen, match="skipping it for 60 s"):
+            await pool.score("p", ["a"], deadline_s=0.02)
+        return time.perf_counter() - started
+
+    with ModelPool([SlowModel(delay_s=0.2)], max_pending=8,
+                   breaker=CircuitBreaker(failures=2, cooldown_s=60)) as pool:
+        waited = asyncio.run(scenario(pool))
+        assert waited < 0.01  # refused without waiting for the deadline
+        assert pool.stats().circuit_rejections == 1
