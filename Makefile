@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 OUT    ?= out
 SHARED ?= ../shared/data
 
-.PHONY: help install run test test-fast lint bench eval chaos soak kafka-jars clean
+.PHONY: help install run test test-fast lint bench bench-model eval chaos soak kafka-jars clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-11s %s\n", $$1, $$2}'
@@ -34,8 +34,14 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff check stream_rec tests bench
 	$(BIN)/mypy
 
-bench: install ## benchmarks: they print figures (see docs/benchmarks.md)
-	$(BIN)/python bench/bench_pipeline.py
+# the default sweep: 2 brokers x 2 worker counts x 5 offered loads, ~30 s a point (~12 min);
+# the Kafka points need `make kafka-jars` (skipped, with the reason, without it)
+BENCH_ARGS ?= --broker tansu,kafka --workers 1,2 --rate 250,500,1000,2000,max --duration 15 --warmup 3
+
+bench: install ## end-to-end sweep through real brokers: $(OUT)/bench/{results.json,results.md,latency_vs_throughput.png}
+	$(BIN)/python bench/bench_pipeline.py $(BENCH_ARGS) --out $(OUT)/bench
+
+bench-model: install ## model benchmarks: embeddings, rerank, memory (docs/model.md)
 	$(BIN)/python bench/bench_model.py
 
 chaos: install kafka-jars ## fault-injection tests: kills, restarts, slow readers (docs/reliability.md)

@@ -6,7 +6,9 @@ the reason will cite (an item the user touched, or a category).
 
 from __future__ import annotations
 
+import heapq
 import math
+import operator
 from collections.abc import Callable, Collection, Container, Iterable
 from dataclasses import dataclass
 
@@ -46,9 +48,24 @@ class OutsideOf:
 
 def _best(scores: Iterable[tuple[str, float]], n: int, exclude: ItemFilter
           ) -> list[tuple[str, float]]:
-    """The ``n`` best (item, score) pairs not in ``exclude``, best first, ties by id."""
+    """The ``n`` best (item, score) pairs not in ``exclude``, best first, ties by id.
+
+    Only the candidates scoring at least the ``n``-th best score are fully sorted (with
+    ties at that cut all kept, so the id tie-break is exact).
+    """
     kept = [kv for kv in scores if kv[0] not in exclude]
-    return sorted(kept, key=lambda kv: (-kv[1], kv[0]))[:n]
+    if len(kept) > 2 * n > 0:
+        cut = heapq.nlargest(n, kept, key=_score)[-1][1]
+        kept = [kv for kv in kept if kv[1] >= cut]
+    kept.sort(key=_rank)
+    return kept[:n]
+
+
+_score = operator.itemgetter(1)
+
+
+def _rank(kv: tuple[str, float]) -> tuple[float, str]:
+    return -kv[1], kv[0]
 
 
 def covisitation(profile: UserProfile, stats: ItemStats, *, n: int, history: int = 10,
@@ -70,16 +87,20 @@ def covisitation(profile: UserProfile, stats: ItemStats, *, n: int, history: int
             rows.append((anchor, 1.0 / (1.0 + age), row))
     total = sum(w for _, w, _ in rows)
     scores: dict[str, float] = {}
-    anchors: dict[str, tuple[float, str]] = {}
+    top_part: dict[str, float] = {}  # each item's largest single contribution ...
+    anchors: dict[str, str] = {}  # ... and the anchor it came from (first on ties)
+    get_score = scores.get
+    get_part = top_part.get
     for anchor, anchor_weight, row in rows:
         scale = anchor_weight / total / (sum(row.values()) or 1.0)
         for item, weight in row.items():
             contribution = weight * scale
-            scores[item] = scores.get(item, 0.0) + contribution
-            if contribution > anchors.get(item, (0.0, ""))[0]:
-                anchors[item] = (contribution, anchor)
+            scores[item] = get_score(item, 0.0) + contribution
+            if contribution > get_part(item, 0.0):
+                top_part[item] = contribution
+                anchors[item] = anchor
     best = _best(scores.items(), n, exclude)
-    return {item: (score, anchors[item][1]) for item, score in best}
+    return {item: (score, anchors[item]) for item, score in best}
 
 
 def _recent_instants(profile: UserProfile, n: int) -> list[tuple[str, int]]:

@@ -206,6 +206,44 @@ def eval_command(
     console.print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
 
 
+@app.command()
+def bench(
+    broker: Annotated[str, typer.Option(
+        help="tansu | kafka | kafka://host:port; a comma list sweeps brokers")] = "tansu",
+    workers: Annotated[str, typer.Option(help="Worker processes; a comma list sweeps")] = "1",
+    rate: Annotated[str, typer.Option(
+        help="Offered events/s, or max (as fast as the workers drain); a comma list sweeps")]
+    = "max",
+    users: Annotated[int, typer.Option(help="Distinct users (the real stream, replicated)")]
+    = 5_000,
+    duration: Annotated[float, typer.Option(help="Measured seconds per run")] = 30.0,
+    warmup: Annotated[float, typer.Option(help="Seconds before measuring")] = 5.0,
+    backlog: Annotated[int, typer.Option(help="At rate max: events in flight at most")]
+    = 2_000,
+    out: Annotated[Path | None, typer.Option(
+        help="Write results.json, results.md and latency_vs_throughput.png here")] = None,
+    summary_json: Annotated[Path | None, typer.Option(
+        help="Write the summary here (one run: its summary; a sweep: {runs: [...]})")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Measure throughput, end-to-end latency, lag, RSS and CPU/rec through a real broker."""
+    from stream_rec.bench.command import bench_main
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        bench_main(settings, brokers=_csv(broker), workers=[int(w) for w in _csv(workers)],
+                   rates=[None if r in ("max", "0") else float(r) for r in _csv(rate)],
+                   users=users, duration_s=duration, warmup_s=warmup, backlog=backlog,
+                   out=out, summary_json=summary_json, console=console,
+                   command=" ".join(["stream-rec", *sys.argv[1:]]))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def _publish(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]],
              rate: float) -> None:
     from stream_rec.broker import client_security_kwargs

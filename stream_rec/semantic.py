@@ -58,38 +58,38 @@ class SemanticIndex:
 
     def user_vector(self, profile: UserProfile) -> tuple[np.ndarray, list[str]] | None:
         """The user's taste vector and the indexed recent items behind it (newest first)."""
-        rows = []
-        weights = []
-        anchors: list[str] = []
-        for age, touch in enumerate(reversed(profile.recent[-self.history:])):
-            vector = self.vectors.vector(touch.item_id)
-            weight = _TYPE_WEIGHT.get(touch.type, 0.0) * 0.5 ** (age / self.half_life_items)
-            if vector is None or weight <= 0:
-                continue
-            rows.append(vector)
-            weights.append(weight)
-            if touch.item_id not in anchors:
-                anchors.append(touch.item_id)
-        if not rows:
+        found = self.taste(profile)
+        if found is None:
             return None
-        matrix = np.asarray(rows, dtype=np.float32)
-        w = np.asarray(weights, dtype=np.float32)
-        return (w @ matrix) / w.sum(), anchors
+        weights, anchors = found
+        total = sum(weights.values())
+        vector = np.zeros(self.vectors.dim, np.float32)
+        for item, w in weights.items():
+            vector += (w / total) * self.vectors.vector(item)  # type: ignore[operator]
+        return vector, anchors
+
+    def taste(self, profile: UserProfile) -> tuple[dict[str, float], list[str]] | None:
+        """The weight of each indexed recent item in the user's taste (by action and
+        recency), and those items newest first; None when there are none."""
+        weights: dict[str, float] = {}
+        for age, touch in enumerate(reversed(profile.recent[-self.history:])):
+            weight = _TYPE_WEIGHT.get(touch.type, 0.0) * 0.5 ** (age / self.half_life_items)
+            if weight <= 0 or touch.item_id not in self.vectors:
+                continue
+            weights[touch.item_id] = weights.get(touch.item_id, 0.0) + weight
+        if not weights:
+            return None
+        return weights, list(weights)
 
     def search(self, profile: UserProfile, n: int,
                exclude: Iterable[str] = ()) -> list[tuple[str, float, str]]:
         """Up to ``n`` items nearest the user's taste: (item, cosine, closest recent item)."""
-        query = self.user_vector(profile)
+        query = self.taste(profile)
         if query is None:
             return []
-        vector, anchors = query
-        found = self.vectors.top_k(vector, n, exclude=set(exclude) | set(anchors))
+        weights, anchors = query
+        found = self.vectors.top_k_mix(weights, n, exclude=set(exclude) | set(anchors))
         if not found:
             return []
-        anchor_matrix = np.asarray([self.vectors.vector(a) for a in anchors], dtype=np.float32)
-        found_matrix = np.asarray([self.vectors.vector(item) for item, _ in found],
-                                  dtype=np.float32)
-        mean = self.vectors.mean
-        closest = np.argmax((found_matrix - mean) @ (anchor_matrix - mean).T, axis=1)
-        return [(item, float(score), anchors[int(i)])
-                for (item, score), i in zip(found, closest, strict=True)]
+        closest = self.vectors.closest([item for item, _ in found], anchors)
+        return [(item, score, anchors[i]) for (item, score), i in zip(found, closest, strict=True)]

@@ -164,3 +164,60 @@ def test_wrong_dimension_is_rejected_with_both_sizes() -> None:
     with pytest.raises(ValueError, match="3 dimensions, the index has 4"):
         index.upsert("a", np.zeros(3, dtype=np.float32))
     assert index.top_k(np.zeros(4, dtype=np.float32), k=3) == []
+
+
+def test_top_k_after_updates_and_removals_agrees_with_a_fresh_index() -> None:
+    # the centred matrix is derived lazily: every change must invalidate it
+    rng = np.random.default_rng(2)
+    index = ItemVectors(dim=8, capacity=2)
+    data = {str(i): rng.normal(size=8).astype(np.float32) + 2.0 for i in range(40)}
+    index.update_many(data.items())
+    query = rng.normal(size=8).astype(np.float32) + 2.0
+    index.top_k(query, k=5)  # builds the derived matrix
+    index.upsert("3", -data["3"])
+    index.remove("7")
+    index.upsert("new", rng.normal(size=8).astype(np.float32))
+    fresh = ItemVectors(dim=8)
+    fresh.update_many((i, index.vector(i)) for i in index.ids())
+    got, want = index.top_k(query, k=10), fresh.top_k(query, k=10)
+    assert [i for i, _ in got] == [i for i, _ in want]
+    assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-5)
+
+
+def test_top_k_mix_agrees_with_top_k_of_the_mixed_query() -> None:
+    rng = np.random.default_rng(3)
+    for centre in (True, False):
+        index = ItemVectors(dim=16, centre=centre, columns=4)  # columns get evicted
+        data = {str(i): rng.normal(size=16).astype(np.float32) + 1.5 for i in range(120)}
+        index.update_many(data.items())
+        for _ in range(5):
+            picked = [str(i) for i in rng.choice(120, size=6, replace=False)]
+            draws = rng.uniform(0.1, 5, 6)
+            weights = {item: float(w) for item, w in zip(picked, draws, strict=True)}
+            query = sum(w * index.vector(i) for i, w in weights.items()) / sum(weights.values())
+            want = index.top_k(query, k=15, exclude=set(picked[:2]))
+            got = index.top_k_mix(weights, 15, exclude=set(picked[:2]))
+            assert [i for i, _ in got] == [i for i, _ in want]
+            assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-5)
+
+
+def test_semantic_search_matches_brute_force_taste_and_closest_anchor() -> None:
+    from stream_rec.profile import Touch, UserProfile
+    from stream_rec.semantic import SemanticIndex
+
+    rng = np.random.default_rng(4)
+    semantic = SemanticIndex(dim=16)
+    semantic.add({str(i): rng.normal(size=16).astype(np.float32) + 1.0 for i in range(150)})
+    recent = tuple(Touch(str(rng.integers(0, 150)), kind, 1_000 + n)
+                   for n, kind in enumerate(["view", "purchase", "add_to_cart"] * 4))
+    profile = UserProfile("u", recent=recent)
+    vector, anchors = semantic.user_vector(profile)  # type: ignore[misc]
+    index = semantic.vectors
+    expected = index.top_k(vector, 20, exclude=set(anchors))
+    mu = index.mean
+    got = semantic.search(profile, 20)
+    assert [i for i, _, _ in got] == [i for i, _ in expected]
+    for item, score, anchor in got:
+        dots = [float((index.vector(item) - mu) @ (index.vector(a) - mu)) for a in anchors]
+        assert anchor == anchors[int(np.argmax(dots))]
+        assert score == pytest.approx(dict(expected)[item], abs=1e-5)
