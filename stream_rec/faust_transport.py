@@ -33,7 +33,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from faust.transport import drivers
@@ -123,10 +123,32 @@ class Consumer(faust_aiokafka.Consumer):
                 self._expected[tp] = offset
             else:
                 self._expected.pop(tp, None)
+        await self._seek_uncommitted_to_start(committed)
+
+    async def _seek_uncommitted_to_start(self, committed: Mapping[TP, int | None]) -> None:
+        """Stream partitions with no commit start at the log's start (faust would leave
+        them wherever fetches that were dropped before the seek had moved them)."""
+        if self.app.conf.consumer_auto_offset_reset != "earliest":
+            return
+        uncommitted = [tp for tp in self.assignment()
+                       if self.app.topics.acks_enabled_for(tp.topic)
+                       and (committed.get(tp) or -1) < 0]
+        if not uncommitted:
+            return
+        for tp, start in (await self.earliest_offsets(*uncommitted)).items():
+            await self.seek(tp, start)
 
     async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+        # A copy: faust passes its live set of active partitions, which a rebalance or the
+        # end of a recovery can empty while the fetch waits in the consumer thread, and an
+        # empty set makes aiokafka return records of *every* partition (then dropped, and
+        # their positions moved past them).
+        active = set(active_partitions) if active_partitions is not None else None
+        if active is not None and not active:
+            await asyncio.sleep(min(timeout, 0.1))
+            return {}
         seq = self._seek_seq
-        records = await super()._getmany(active_partitions, timeout)
+        records = await super()._getmany(active, timeout)
         self._batch_seq = seq
         return records
 

@@ -94,8 +94,7 @@ def test_hostile_events_go_to_the_dlq_with_reason_and_bytes_and_valid_ones_all_a
     assert worker.alive()
 
 
-@pytest.mark.chaos  # opt-in (make chaos): intermittently a restarted worker skips a few events
-# at its committed offset until its next restart (docs/reliability.md, bug E; open)
+@pytest.mark.chaos  # bug E in docs/reliability.md: a restarted worker skipped events (fixed)
 def test_a_killed_worker_with_its_rocksdb_deleted_recovers_exact_state(
         pipeline: Pipeline) -> None:
     first, second = DEMO.events[500:800], DEMO.events[800:1100]
