@@ -26,7 +26,7 @@ DESCRIPTIONS: dict[str, str] = {
     "broker": "`tansu`/`kafka` start an embedded broker; `kafka://host:port[,...]` any Kafka "
               "cluster; `tansu://host:port` an external Tansu (enables its workarounds)",
     "topic_prefix": "Topic names are `<prefix>.events`, `.catalog`, `.recs`, `.dlq`, "
-                    "`.rerank-requests`, `.item-deltas`",
+                    "`.rerank-requests`, `.rerank-results`, `.item-deltas`",
     "app_id": "faust app id: also the Kafka consumer group id and the changelog topic prefix",
     "partitions": "Partitions of the events, recs and rerank-requests topics (and the users "
                   "table); the most workers that can share the load",
@@ -73,6 +73,29 @@ DESCRIPTIONS: dict[str, str] = {
     "rerank_top_n": "Candidates the language model reranks (0 = off)",
     "arms": "A/B arms and weights, `name:weight[,name:weight]`",
     "experiment_salt": "Salt of the user → arm hash; change it to reshuffle users",
+    "llm_arms": "Arms served by the LLM worker (`--role llm`); their fast list is the fallback",
+    "holdout_arms": "Arms served by the fast scorer without any model (no `similar`, no rerank)",
+    "ab_attribution": "Per-arm attribution tables and metrics: `auto` (on when more than one "
+                      "arm, or an LLM/holdout arm, is configured), `on`, `off`",
+    "ab_window_s": "Attribution window: a purchase this long after a rec (event time) converts",
+    "ab_recs_per_user": "Recent recs kept per user for attributing clicks and purchases",
+    "llm_deadline_ms": "LLM arm: budget from the trigger's produce time; then the fast list "
+                       "goes out tagged `deadline`",
+    "llm_rerank_top_n": "LLM arm: fast candidates sent to the LLM worker to rerank",
+    "llm_history_items": "LLM arm: titles of the user's recent items in the prompt",
+    "llm_max_pending": "LLM arm, SLM worker: pending reranks held; beyond it the fast list "
+                       "goes out at once, tagged `shed`",
+    "llm_backend": "LLM worker: `local` (a GGUF via llama-cpp-python) or `openai` (an "
+                   "OpenAI-compatible server)",
+    "llm_model_path": "LLM worker, `local`: the GGUF file (empty = the default model)",
+    "llm_pool_size": "LLM worker, `local`: model instances (1 thread each)",
+    "llm_url": "LLM worker, `openai`: the server's base URL, e.g. `http://127.0.0.1:8000/v1`",
+    "llm_model": "LLM worker, `openai`: model name sent (empty = the server's first model)",
+    "llm_api_key": "LLM worker, `openai`: bearer token, if the server wants one (masked)",
+    "llm_method": "LLM worker, `openai`: `choice` (grammar-constrained picks; llama.cpp "
+                  "servers) or `echo` (log-likelihood via echo + logprobs; vLLM)",
+    "llm_picks": "LLM worker, `choice`: top positions the model picks; the rest keep fast order",
+    "llm_max_in_flight": "LLM worker: requests reranked at once; more are answered `shed`",
 }
 
 

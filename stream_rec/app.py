@@ -1,72 +1,63 @@
-"""faust wiring only: topics, the users table, the event agent, the DLQ and web endpoints.
+"""faust wiring only: topics, tables, agents, timers, tasks and web endpoints.
 
-    stream-rec.events ──▶ agent ──▶ users table (RocksDB, changelogged)
-           (by user)        │ ├──▶ stream-rec.recs      (one message per trigger)
-                            │ ├──▶ stream-rec.dlq       (bad input: reason + original bytes)
-                            │ └──▶ stream-rec.item-deltas ──▶ every replica's ItemStats
-    stream-rec.catalog ─────┴──────────────────────────────▶ every replica's Catalog
+    stream-rec.events ──▶ process-events ──▶ users table (RocksDB, changelogged)
+           (by user)        │ ├──▶ stream-rec.recs             slm / holdout arms, at once
+                            │ ├──▶ stream-rec.rerank-requests  LLM arms: to the LLM worker
+                            │ ├──▶ stream-rec.dlq              bad input: reason + bytes
+                            │ ├──▶ stream-rec.item-deltas ──▶ every replica's ItemStats
+                            │ └──▶ ab-recs / ab-arms tables    served recs, clicks, purchases
+    stream-rec.rerank-results ──▶ follow-rerank-results ─┐  the LLM order, or the fast list
+    expire-llm-pending (timer, 50 ms) ───────────────────┴▶ stream-rec.llm-recs (by user)
+    stream-rec.llm-recs ──▶ publish-llm-recs ──▶ ab-recs / ab-arms ──▶ stream-rec.recs
+    stream-rec.catalog ─────────────────────────────────────▶ every replica's Catalog
 
-The agent never dies on input: anything that fails decoding or validation goes to the
+The agents never die on input: anything that fails decoding or validation goes to the
 dead-letter topic with the field, rule, value, source offset and the original bytes.
+Attribution tables can only be written inside a stream (faust changelogs a write to the
+partition of the message being processed), so a recommendation is counted by the agent
+that sends it: the events agent for the slm and holdout arms, and, for an LLM arm whose
+answer is decided by a task, the agent of the internal ``llm-recs`` topic, co-partitioned
+with the events by user.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from stream_rec import codec, faust_transport, prompts
-from stream_rec.catalog import Catalog
+from stream_rec import codec, faust_transport
+from stream_rec.ab.online import (
+    SERVED_FROM_EVENTS,
+    SERVED_FROM_LLM,
+    AbParams,
+)
+from stream_rec.ab.report import ARMS_TABLE, RECS_TABLE
+from stream_rec.ab.store import AbStore
 from stream_rec.config import Settings
-from stream_rec.errors import InvalidEvent, ModelError
-from stream_rec.events import Event, EventLimits, RecItem, Recommendation, parse_event
-from stream_rec.item_stats import ItemStats, StatsParams
-from stream_rec.metrics import WorkerMetrics
-from stream_rec.model_runtime import ModelRuntime
-from stream_rec.profile import ProfileParams, UserProfile
-from stream_rec.ranking import RankParams
-from stream_rec.recommender import Recommender, rec_id_for
-from stream_rec.replicated import ReplicatedState
-from stream_rec.router import Router
+from stream_rec.dlq import dlq_label, dlq_record
+from stream_rec.errors import InvalidEvent
+from stream_rec.events import Event, EventLimits, Recommendation, parse_event, parse_recommendation
+from stream_rec.profile import UserProfile
+from stream_rec.rerank_follower import RerankResultsFollower
+from stream_rec.rerank_messages import RerankRequest, RerankResult
+from stream_rec.serving import WorkerRuntime, build_runtime, llm_request, recommendation
 
 __all__ = ["WorkerRuntime", "create_app", "dlq_record"]
 
 log = logging.getLogger(__name__)
 
-_DLQ_LABELS = frozenset({"<message>", "<key>", "<processing>", "event_id", "type", "user_id",
-                         "item_id", "ts_ms", "quantity", "price", "rec_id", "context",
-                         "query"})
 _DELTA_FLUSH_COUNT = 256
 _DELTA_FLUSH_INTERVAL_S = 0.1
+_EXPIRE_INTERVAL_S = 0.05
 # Small RocksDB footprint per table partition (faust's defaults are a 2 GiB block cache).
 ROCKSDB_OPTIONS = {"block_cache_size": 8 * 1024 * 1024, "write_buffer_size": 4 * 1024 * 1024,
                    "max_write_buffer_number": 2, "block_cache_compressed_size": 0}
-
-
-@dataclass
-class WorkerRuntime:
-    """What the agent needs besides faust: the shared recommender, limits, metrics."""
-
-    settings: Settings
-    recommender: Recommender
-    router: Router
-    metrics: WorkerMetrics
-    limits: EventLimits
-    model: ModelRuntime | None = None
-    replicated: ReplicatedState | None = None
-    pending_deltas: list[list[Any]] = field(default_factory=list)
-    last_delta_flush: float = field(default_factory=time.monotonic)
-
-    @property
-    def model_name(self) -> str:
-        return self.model.name if self.model is not None else "fast-scorer"
 
 
 def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> faust.App:
@@ -97,27 +88,41 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
         web_bind=settings.web_host,
         web_in_thread=False,
     )
-    runtime = _build_runtime(settings, bootstrap)
+    runtime = build_runtime(settings, bootstrap)
     app.stream_rec = runtime  # type: ignore[attr-defined]
 
-    events_topic = app.topic(topics.events, key_type=bytes, value_type=bytes,
-                             key_serializer="raw", value_serializer="raw",
-                             partitions=settings.partitions)
-    recs_topic = app.topic(topics.recs, key_type=bytes, value_type=bytes,
-                           key_serializer="raw", value_serializer="raw")
-    dlq_topic = app.topic(topics.dlq, key_type=bytes, value_type=bytes,
-                          key_serializer="raw", value_serializer="raw")
-    deltas_topic = app.topic(topics.item_deltas, key_type=bytes, value_type=bytes,
-                             key_serializer="raw", value_serializer="raw")
+    def raw_topic(name: str, **kwargs: Any) -> Any:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw", **kwargs)
+
+    events_topic = raw_topic(topics.events, partitions=settings.partitions)
+    recs_topic = raw_topic(topics.recs, partitions=settings.partitions)
+    dlq_topic = raw_topic(topics.dlq)
+    deltas_topic = raw_topic(topics.item_deltas)
+    requests_topic = raw_topic(topics.rerank_requests)
     # str keys (JSON-serialised) and raw orjson bytes values; see FACTS on key types.
     users = app.Table("users", key_type=str, value_type=bytes, partitions=settings.partitions,
                       options=dict(ROCKSDB_OPTIONS))
+    if settings.attribution_enabled:
+        ab_recs = app.Table(RECS_TABLE, key_type=str, value_type=bytes,
+                            partitions=settings.partitions, options=dict(ROCKSDB_OPTIONS))
+        ab_arms = app.Table(ARMS_TABLE, key_type=str, value_type=bytes,
+                            partitions=settings.partitions, options=dict(ROCKSDB_OPTIONS))
+        runtime.ab = AbStore(ab_recs, ab_arms, AbParams(
+            window_ms=int(settings.ab_window_s * 1000), max_recs=settings.ab_recs_per_user))
+    ab = runtime.ab
+    metrics = runtime.metrics
 
     async def flush_deltas() -> None:
         if runtime.pending_deltas:
             batch, runtime.pending_deltas = runtime.pending_deltas, []
             await deltas_topic.send(value=codec.dumps(batch))
         runtime.last_delta_flush = time.monotonic()
+
+    async def emit(rec: Recommendation) -> None:
+        await recs_topic.send(key=rec.user_id.encode(), value=codec.dumps(rec.to_dict()))
+        metrics.recs.labels(rec.arm, rec.model, str(rec.degraded).lower()).inc()
+        metrics.rec_latency.labels(rec.arm).observe(rec.latency_ms / 1000.0)
 
     @app.agent(events_topic, name="process-events")
     async def process_events(stream: faust.StreamT[bytes]) -> None:
@@ -156,7 +161,7 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
                                           offset=message.offset)
         if obs.applied:
             users[event.user_id] = codec.dumps(obs.profile.to_dict())
-            runtime.metrics.events.labels(event.type).inc()
+            metrics.events.labels(event.type).inc()
             if obs.delta is not None:
                 runtime.pending_deltas.append(obs.delta.to_list())
         else:
@@ -166,12 +171,37 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
             # catches up.
             if stored is not None:
                 users[event.user_id] = stored
-            runtime.metrics.duplicates.inc()
+            metrics.duplicates.inc()
+        if ab is not None and event.type in ("rec_click", "purchase"):
+            note = ab.on_event(event, partition=message.partition, offset=message.offset)
+            metrics.attribution.labels("events", note).inc()
         if event.type in runtime.settings.trigger_types:
-            rec = await _recommendation(runtime, obs.profile, event, message.timestamp)
-            await recs_topic.send(key=event.user_id.encode(), value=codec.dumps(rec.to_dict()))
-            runtime.metrics.recs.labels(rec.arm, rec.model, str(rec.degraded).lower()).inc()
-            runtime.metrics.rec_latency.labels(rec.arm).observe(rec.latency_ms / 1000.0)
+            await serve(event, obs.profile, message)
+
+    async def serve(event: Event, profile: UserProfile, message: Any) -> None:
+        arm = runtime.router.assign(event.user_id)
+        if runtime.arm_kind(arm) == "llm":
+            outcome = llm_request(runtime, profile, event, arm, message.timestamp)
+            if isinstance(outcome, RerankRequest):
+                await requests_topic.send(key=event.user_id.encode(),
+                                          value=codec.dumps(outcome.to_dict()))
+                metrics.llm_arm.labels("sent").inc()
+                return
+            if outcome is None:
+                return
+            metrics.llm_arm.labels(outcome.fallback_reason or "nothing_to_rerank").inc()
+            rec = outcome
+        else:
+            rec = await recommendation(runtime, profile, event, message.timestamp, arm)
+        if ab is not None:
+            note = ab.on_recommendation(rec, partition=message.partition,
+                                        offset=message.offset, source=SERVED_FROM_EVENTS)
+            metrics.attribution.labels("recs", note).inc()
+        await emit(rec)
+
+    follower = (_wire_llm_arm(app, runtime, raw_topic, emit, dlq_topic, bootstrap=bootstrap,
+                              tansu=tansu)
+                if runtime.has_llm_arm else None)
 
     @app.timer(_DELTA_FLUSH_INTERVAL_S)
     async def flush_deltas_timer() -> None:
@@ -191,9 +221,13 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
 
     @app.page("/metrics")
     async def metrics_view(self: Any, request: Any) -> Any:
-        runtime.metrics.ready.set(1 if _ready(app, runtime) else 0)
-        runtime.metrics.catalog_items.set(len(runtime.recommender.catalog))
-        return self.bytes(generate_latest(runtime.metrics.registry),
+        metrics.ready.set(1 if _ready(app, runtime, follower) else 0)
+        metrics.catalog_items.set(len(runtime.recommender.catalog))
+        metrics.llm_pending.set(len(runtime.llm_arm))
+        metrics.llm_pending_max.set(runtime.llm_arm.max_pending_seen)
+        if runtime.ab is not None:
+            metrics.export_ab(runtime.ab.totals())
+        return self.bytes(generate_latest(metrics.registry),
                           content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/healthz")
@@ -202,10 +236,13 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
 
     @app.page("/readyz")
     async def readyz_view(self: Any, request: Any) -> Any:
-        ready = _ready(app, runtime)
+        ready = _ready(app, runtime, follower)
         model = runtime.model
-        return self.json({"ready": ready, "catalog_items": len(runtime.recommender.catalog),
+        return self.json({"ready": ready, "role": "slm",
+                          "catalog_items": len(runtime.recommender.catalog),
                           "item_deltas": runtime.recommender.stats.deltas,
+                          "worker_id": runtime.llm_arm.worker_id,
+                          "llm_pending": len(runtime.llm_arm),
                           "model": {"name": runtime.model_name,
                                     "sha256": model.sha256 if model else None,
                                     "items_embedded": len(model.semantic) if model else 0}},
@@ -222,28 +259,83 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
     return app
 
 
-def dlq_record(*, topic: str, partition: int, offset: int, key: bytes | None,
-               value: bytes | None, field_name: str, rule: str, shown: str, reason: str,
-               now_ms: int) -> dict[str, Any]:
-    """The dead-letter message: why, where from, and the original bytes (base64)."""
-    return {
-        "error": "InvalidEvent",
-        "reason": reason,
-        "field": field_name,
-        "rule": rule,
-        "value": shown,
-        "source": {"topic": topic, "partition": partition, "offset": offset},
-        "key_b64": base64.b64encode(key).decode() if key is not None else None,
-        "original_b64": base64.b64encode(value or b"").decode(),
-        "received_at_ms": now_ms,
-    }
+def _wire_llm_arm(app: faust.App, runtime: WorkerRuntime, raw_topic: Any, emit: Any,
+                  dlq_topic: Any, *, bootstrap: str, tansu: bool) -> RerankResultsFollower:
+    """The LLM arm's plumbing, only for workers whose arms include one: the results
+    follower, the deadline timer, the llm-recs agent and the drain at shutdown."""
+    settings = runtime.settings
+    metrics = runtime.metrics
+    ab = runtime.ab
+    llm_recs_topic = raw_topic(settings.topics.llm_recs, partitions=settings.partitions)
 
+    async def decided(rec: Recommendation) -> None:
+        """An LLM-arm recommendation decided outside a stream: to the llm-recs topic."""
+        await llm_recs_topic.send(key=rec.user_id.encode(), value=codec.dumps(rec.to_dict()))
 
-def _dlq_label(field_name: str) -> str:
-    """A metric label from a bounded set: hostile field names must not create series."""
-    if field_name in _DLQ_LABELS:
-        return field_name
-    return "context.*" if field_name.startswith("context.") else "<unknown-field>"
+    @app.agent(llm_recs_topic, name="publish-llm-recs")
+    async def publish_llm_recs(stream: faust.StreamT[bytes]) -> None:
+        async for fevent in stream.events():
+            message = fevent.message
+            try:
+                rec = parse_recommendation(message.value or b"")
+            except InvalidEvent as exc:
+                await _send_dlq(dlq_topic, runtime, message, exc.field, exc.rule, exc.value,
+                                str(exc))
+                continue
+            now_ms = int(time.time() * 1000)  # latency counts the hop through llm-recs too
+            rec = replace(rec, generated_at_ms=now_ms, latency_ms=rec.latency_ms + max(
+                0, now_ms - rec.generated_at_ms))
+            try:
+                if ab is not None:
+                    note = ab.on_recommendation(rec, partition=message.partition,
+                                                offset=message.offset, source=SERVED_FROM_LLM)
+                    metrics.attribution.labels("llm-recs", note).inc()
+            except Exception:  # attribution must never cost the recommendation
+                log.exception("attributing %s[%s]@%s failed", message.topic,
+                              message.partition, message.offset)
+            await emit(rec)  # a redelivery sends it again: consumers deduplicate on rec_id
+
+    async def on_result(result: RerankResult) -> None:
+        rec = runtime.llm_arm.on_result(result, int(time.time() * 1000))
+        if rec is None:
+            metrics.llm_arm.labels("late").inc()
+            return
+        metrics.llm_arm.labels("reranked" if not rec.degraded else
+                               f"result_{result.status}").inc()
+        await decided(rec)
+
+    follower = RerankResultsFollower(
+        bootstrap=bootstrap, topic=settings.topics.rerank_results,
+        worker_id=runtime.llm_arm.worker_id,
+        on_result=on_result, client_kwargs=_client_kwargs(settings),
+        fetch_max_wait_ms=faust_transport.TANSU_FETCH_MAX_WAIT_MS if tansu else 100)
+
+    @app.timer(_EXPIRE_INTERVAL_S)
+    async def expire_llm_pending() -> None:
+        for rec in runtime.llm_arm.expire(int(time.time() * 1000)):
+            metrics.llm_arm.labels("deadline").inc()
+            await decided(rec)
+        metrics.llm_pending.set(len(runtime.llm_arm))
+        metrics.llm_pending_max.set(runtime.llm_arm.max_pending_seen)
+
+    async def send_pending_as_fallbacks(sender: Any, /, *args: Any, signal: Any,
+                                        **kwargs: Any) -> None:
+        # the consumer has stopped: send to the users now, and to llm-recs to be counted by
+        # whichever worker reads that partition next (it forwards a copy: same rec_id)
+        for rec in runtime.llm_arm.drain(int(time.time() * 1000)):
+            try:
+                await emit(rec)
+                await decided(rec)
+            except Exception:  # the producer may be going away: nothing more to do
+                log.exception("could not send fallback %s at shutdown", rec.rec_id)
+
+    app.on_before_shutdown.connect(send_pending_as_fallbacks)
+
+    @app.task
+    async def follow_rerank_results() -> None:
+        await follower.run()
+
+    return follower
 
 
 def _decode(key: bytes | None, value: bytes | None, limits: EventLimits) -> Event:
@@ -262,106 +354,23 @@ async def _send_dlq(dlq_topic: Any, runtime: WorkerRuntime, message: Any, field_
                         shown=shown, reason=reason, now_ms=int(time.time() * 1000))
     log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset,
                 reason)
-    runtime.metrics.dlq.labels(_dlq_label(field_name)).inc()
+    runtime.metrics.dlq.labels(dlq_label(field_name)).inc()
     await dlq_topic.send(key=message.key, value=codec.dumps(record))
 
 
-async def _recommendation(runtime: WorkerRuntime, profile: UserProfile, event: Event,
-                          produced_at_s: float | None) -> Recommendation:
-    started = time.time()
-    arm = runtime.router.assign(event.user_id)
-    items = runtime.recommender.recommend(profile, now_ms=event.ts_ms, trigger=event)
-    runtime.metrics.stage_latency.labels("rank").observe(time.time() - started)
-    model, degraded = runtime.model_name, False
-    if runtime.model is not None and runtime.settings.rerank_top_n > 1 and len(items) > 1:
-        items, reranked = await _rerank(runtime, profile, items)
-        model, degraded = (f"{model}+rerank", False) if reranked else (model, True)
-    now = time.time()
-    origin = produced_at_s if produced_at_s else started
-    return Recommendation(
-        rec_id=rec_id_for(event.user_id, event.event_id),
-        user_id=event.user_id,
-        items=tuple(items),
-        arm=arm,
-        model=model,
-        trigger_event_id=event.event_id,
-        generated_at_ms=int(now * 1000),
-        latency_ms=max(0.0, (now - origin) * 1000.0),
-        degraded=degraded,
-    )
-
-
-async def _rerank(runtime: WorkerRuntime, profile: UserProfile,
-                  items: list[RecItem]) -> tuple[list[RecItem], bool]:
-    """Reorder the top candidates by the model's likelihood; on any miss keep the fast order.
-
-    The model only scores the offered titles: :func:`prompts.rerank` returns a permutation
-    of the offered ids, so nothing but an offered item can come out.
-    """
-    assert runtime.model is not None
-    catalog = runtime.recommender.catalog
-    head = items[: runtime.settings.rerank_top_n]
-    history = [catalog.title(item) for item in reversed(profile.recent_item_ids(10))]
-    texts = [prompts.candidate_text(catalog.title(item.item_id)) for item in head]
-    started = time.time()
-    try:
-        scores = await runtime.model.pool.score(
-            prompts.history_prefix(history), texts,
-            deadline_s=runtime.settings.model_deadline_ms / 1000.0)
-    except ModelError as exc:  # ModelTimeout, ModelBusy, or a failed call: fall back, tagged
-        outcome = type(exc).__name__
-        runtime.metrics.model_calls.labels("rerank", outcome).inc()
-        return items, False
-    runtime.metrics.model_calls.labels("rerank", "ok").inc()
-    runtime.metrics.stage_latency.labels("rerank").observe(time.time() - started)
-    by_id = {item.item_id: item for item in head}
-    order = prompts.rerank([item.item_id for item in head], [float(x) for x in scores])
-    return [RecItem(i, score, by_id[i].reason) for i, score in order] + items[len(head):], True
-
-
-def _build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
+def _client_kwargs(settings: Settings) -> dict[str, Any]:
     from stream_rec.broker import client_security_kwargs
 
-    catalog = Catalog()
-    stats = ItemStats(StatsParams(popularity_half_life_s=settings.popularity_half_life_s,
-                                  covisit_window=settings.covisit_window,
-                                  max_neighbours=settings.covisit_max_neighbours))
-    recommender = Recommender(
-        catalog, stats,
-        rank_params=RankParams(top_k=settings.top_k, per_source=settings.candidates_per_source),
-        profile_params=ProfileParams(recent_items=settings.recent_items,
-                                     half_life_s=settings.half_life_s,
-                                     dedupe_window=settings.dedupe_window),
-    )
-    metrics = WorkerMetrics()
-    model = ModelRuntime.load(settings) if settings.model_path != "none" else None
-    if model is not None:
-        recommender.vector_search = model.semantic.search
-    runtime = WorkerRuntime(
-        settings=settings,
-        recommender=recommender,
-        router=Router.from_spec(settings.arms, settings.experiment_salt),
-        metrics=metrics,
-        model=model,
-        limits=EventLimits(max_bytes=settings.max_event_bytes,
-                           max_context_keys=settings.max_context_keys,
-                           max_future_skew_ms=int(settings.max_future_skew_s * 1000)),
-    )
-    runtime.replicated = ReplicatedState(
-        bootstrap=bootstrap, catalog_topic=settings.topics.catalog,
-        deltas_topic=settings.topics.item_deltas, catalog=catalog, stats=stats,
-        client_kwargs=client_security_kwargs(settings),
-        on_delta=metrics.deltas.inc,
-        on_item=model.on_item if model is not None else None,
-    )
-    return runtime
+    return client_security_kwargs(settings)
 
 
-def _ready(app: faust.App, runtime: WorkerRuntime) -> bool:
+def _ready(app: faust.App, runtime: WorkerRuntime,
+           follower: RerankResultsFollower | None) -> bool:
     recovered = app.tables.recovery.completed.is_set() if app.tables else True
     caught_up = runtime.replicated is not None and runtime.replicated.caught_up.is_set()
     embedded = runtime.model is None or runtime.model.warm
-    return bool(recovered and caught_up and embedded and not app.rebalancing)
+    following = follower is None or follower.ready.is_set()
+    return bool(recovered and caught_up and embedded and following and not app.rebalancing)
 
 
 def _batch_bytes(settings: Settings, tansu: bool) -> int:

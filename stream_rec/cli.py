@@ -322,6 +322,74 @@ def ab_simulate(
                         f"{' (significant)' if diff['significant'] else ''}")
 
 
+@ab_app.command("report")
+def ab_report(
+    broker: BrokerOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, not a table")] = False,
+    out: Annotated[Path | None, typer.Option(
+        help="Also write ab_online.json and the chart (PNG, needs the plots extra) here")]
+    = None,
+    timeout_s: Annotated[float, typer.Option(help="Give up reading after this long")] = 30.0,
+) -> None:
+    """Per-arm online metrics (served, CTR, conversions, latency, fallbacks) from the workers'
+    ab-arms table, read from its changelog on the broker."""
+    import time
+
+    from rich.table import Table
+
+    from stream_rec.ab.report import arms_changelog_topic, read_arm_counters, summarize
+    from stream_rec.ab.report import write_report as write_online_report
+    from stream_rec.report import to_json
+    from stream_rec.router import parse_arms
+
+    settings = _settings(broker=broker)
+    with ExitStack() as stack:
+        target = _external_target(settings, stack)
+        totals = asyncio.run(read_arm_counters(target, settings, timeout_s=timeout_s))
+    result = summarize(totals, arm_order=[a.name for a in parse_arms(settings.arms)],
+                       source={"broker": target, "topic": arms_changelog_topic(settings),
+                               "app_id": settings.app_id, "arms_spec": settings.arms,
+                               "read_at_ms": int(time.time() * 1000)})
+    if out is not None:
+        for path in write_online_report(result, out):
+            console.print(f"wrote {path}")
+    if as_json:
+        print(to_json(result))
+        return
+    table = Table(title=f"online A/B ({settings.app_id} on {target})")
+    for column in ("arm", "served", "clicks", "CTR [95% CI]", "conversions", "conv. rate [95% CI]",
+                   "revenue", "p50 ms", "p99 ms", "fallbacks"):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for name, arm in result["arms"].items():
+        ctr, conv = arm["ctr"], arm["conversion_rate"]
+        table.add_row(name, f"{arm['served']:,}", f"{arm['clicks']:,}", _rate(ctr),
+                      f"{arm['conversions']:,}", _rate(conv), f"{arm['revenue']:,.2f}",
+                      _ms(arm["latency_ms_p50"]), _ms(arm["latency_ms_p99"]),
+                      f"{arm['fallbacks']:,} ({_pct(arm['fallback_rate'])})")
+    Console(width=160).print(table)
+    for test in result["comparisons"]:
+        Console().print(f"{test['metric']} {test['arm_a']} - {test['arm_b']}: "
+                        f"{_signed(test['diff'])} [{_signed(test['ci'][0])}, "
+                        f"{_signed(test['ci'][1])}], p = {test['p_value']:.3g}"
+                        f"{' (significant)' if test['significant'] else ''}")
+
+
+def _rate(value: dict[str, float]) -> str:
+    return f"{_pct(value['value'])} [{_pct(value['ci_low'])}, {_pct(value['ci_high'])}]"
+
+
+def _pct(value: float) -> str:
+    return "-" if value != value else f"{value:.2%}"
+
+
+def _signed(value: float) -> str:
+    return "-" if value != value else f"{value:+.2%}"
+
+
+def _ms(value: float) -> str:
+    return "-" if value != value else f"{value:,.1f}"
+
+
 def main() -> None:
     """Console-script entry point; StreamRecErrors print as one line, not a traceback."""
     try:

@@ -29,6 +29,8 @@ class Topics:
     recs: str = "stream-rec.recs"
     dlq: str = "stream-rec.dlq"
     rerank_requests: str = "stream-rec.rerank-requests"
+    rerank_results: str = "stream-rec.rerank-results"
+    llm_recs: str = "stream-rec.llm-recs"  # internal: LLM-arm decisions, attributed, forwarded
     item_deltas: str = "stream-rec.item-deltas"
 
     @classmethod
@@ -40,6 +42,8 @@ class Topics:
             recs=f"{prefix}.recs",
             dlq=f"{prefix}.dlq",
             rerank_requests=f"{prefix}.rerank-requests",
+            rerank_results=f"{prefix}.rerank-results",
+            llm_recs=f"{prefix}.llm-recs",
             item_deltas=f"{prefix}.item-deltas",
         )
 
@@ -103,6 +107,35 @@ class Settings:
     # A/B
     arms: str = "slm:1.0"
     experiment_salt: str = "exp-1"
+    # arms served by the LLM worker (--role llm), and arms served without any model
+    llm_arms: tuple[str, ...] = ("llm",)
+    holdout_arms: tuple[str, ...] = ("holdout",)
+    # per-arm attribution tables: "auto" = on when an experiment runs (more than one arm, or
+    # an LLM or holdout arm), "on", "off" (it costs two table writes per recommendation)
+    ab_attribution: str = "auto"
+    # attribution: purchases within this window of a rec convert (event time); recs kept
+    # per user for attribution
+    ab_window_s: float = 86_400.0
+    ab_recs_per_user: int = 32
+    # LLM arm, SLM side: end-to-end budget per LLM-arm recommendation (from the trigger's
+    # produce time), candidates and history titles sent, pending requests held in memory
+    llm_deadline_ms: float = 3000.0
+    llm_rerank_top_n: int = 20
+    llm_history_items: int = 10
+    llm_max_pending: int = 256
+    # LLM arm, LLM worker side: backend "local" (a GGUF via llama-cpp-python) or "openai"
+    # (any OpenAI-compatible HTTP server); requests reranked at once (more are shed)
+    llm_backend: str = "local"
+    llm_model_path: str = ""
+    llm_pool_size: int = 1
+    llm_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    # openai backend: "choice" (grammar-constrained picks; llama.cpp servers) or "echo"
+    # (per-candidate log-likelihood via echo + logprobs; vLLM and others)
+    llm_method: str = "choice"
+    llm_picks: int = 3
+    llm_max_in_flight: int = 4
 
     @property
     def topics(self) -> Topics:
@@ -158,6 +191,50 @@ class Settings:
         if self.model_breaker_failures < 0 or self.model_breaker_cooldown_s <= 0:
             _bad("model_breaker_failures", self.model_breaker_failures,
                  "must be >= 0 (0 disables it), with MODEL_BREAKER_COOLDOWN_S > 0")
+        self._check_ab_and_llm()
+
+    @property
+    def attribution_enabled(self) -> bool:
+        """Whether workers keep the per-arm attribution tables (see ``ab_attribution``)."""
+        if self.ab_attribution != "auto":
+            return self.ab_attribution == "on"
+        from stream_rec.router import parse_arms
+
+        names = [arm.name for arm in parse_arms(self.arms)]
+        special = set(self.llm_arms) | set(self.holdout_arms)
+        return len(names) > 1 or any(name in special for name in names)
+
+    def _check_ab_and_llm(self) -> None:
+        if self.ab_attribution not in ("auto", "on", "off"):
+            _bad("ab_attribution", self.ab_attribution, "must be 'auto' (on when an experiment "
+                 "runs: several arms, or an LLM or holdout arm), 'on' or 'off'")
+        if self.ab_window_s <= 0:
+            _bad("ab_window_s", self.ab_window_s, "must be > 0")
+        if self.ab_recs_per_user < 1:
+            _bad("ab_recs_per_user", self.ab_recs_per_user, "must be >= 1")
+        if self.llm_deadline_ms <= 0:
+            _bad("llm_deadline_ms", self.llm_deadline_ms, "must be > 0")
+        if not 1 <= self.llm_rerank_top_n <= 100:
+            _bad("llm_rerank_top_n", self.llm_rerank_top_n, "must be between 1 and 100")
+        if not 0 <= self.llm_history_items <= 50:
+            _bad("llm_history_items", self.llm_history_items, "must be between 0 and 50")
+        for name in ("llm_max_pending", "llm_max_in_flight", "llm_pool_size", "llm_picks"):
+            if getattr(self, name) < 1:
+                _bad(name, getattr(self, name), "must be >= 1")
+        if set(self.llm_arms) & set(self.holdout_arms):
+            _bad("holdout_arms", ",".join(self.holdout_arms),
+                 f"must not share an arm with STREAM_REC_LLM_ARMS={','.join(self.llm_arms)!r}")
+        if self.llm_backend not in ("local", "openai"):
+            _bad("llm_backend", self.llm_backend, "must be 'local' (a GGUF file, "
+                 "STREAM_REC_LLM_MODEL_PATH) or 'openai' (an OpenAI-compatible server, "
+                 "STREAM_REC_LLM_URL)")
+        if self.llm_method not in ("choice", "echo"):
+            _bad("llm_method", self.llm_method, "must be 'choice' (grammar-constrained picks, "
+                 "llama.cpp servers) or 'echo' (log-likelihood via echo + logprobs)")
+        if self.role == "llm" and self.llm_backend == "openai" and not self.llm_url.startswith(
+                ("http://", "https://")):
+            _bad("llm_url", self.llm_url, "must be the server's base URL, e.g. "
+                 "http://127.0.0.1:8000/v1, when STREAM_REC_LLM_BACKEND=openai")
 
     def to_env(self) -> dict[str, str]:
         """These settings as ``STREAM_REC_*`` variables (for a worker subprocess)."""
@@ -173,7 +250,7 @@ class Settings:
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in ("sasl_password",) and value:
+            if f.name in ("sasl_password", "llm_api_key") and value:
                 value = "***"
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out

@@ -5,7 +5,8 @@
     ├── InvalidEvent       an event failed decoding or validation (goes to the DLQ)
     ├── BrokerError        an embedded broker could not start or is unreachable
     ├── ModelError         a model file is missing, corrupt or failed to load
-    │   └── ModelTimeout   a model call missed its deadline (callers fall back)
+    │   ├── ModelTimeout   a model call missed its deadline (callers fall back)
+    │   └── InvalidRerank  a reranker's answer was not a reordering of the offered items
     └── DatasetError       a dataset directory is missing files or has bad rows
 """
 
@@ -16,6 +17,7 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "InvalidEvent",
+    "InvalidRerank",
     "ModelError",
     "ModelTimeout",
     "StreamRecError",
@@ -53,6 +55,11 @@ class ModelError(StreamRecError):
 
 class ModelTimeout(ModelError):
     """A model call missed its deadline."""
+
+
+class InvalidRerank(ModelError):
+    """A reranker named an item that was not offered, named one twice, or answered nothing
+    usable; the caller falls back to the fast order."""
 
 
 class DatasetError(StreamRecError):

@@ -18,6 +18,7 @@ from stream_rec.errors import InvalidEvent
 
 __all__ = [
     "EVENT_TYPES",
+    "FALLBACK_REASONS",
     "ITEM_EVENT_TYPES",
     "CatalogItem",
     "Event",
@@ -26,6 +27,7 @@ __all__ = [
     "Recommendation",
     "parse_catalog_item",
     "parse_event",
+    "parse_recommendation",
 ]
 
 EVENT_TYPES = ("add_to_cart", "purchase", "rec_click", "rec_request", "remove_from_cart",
@@ -38,6 +40,16 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+\-]{0,127}$")
 _MIN_TS_MS = 631_152_000_000  # 1990-01-01 (MovieLens starts in 1996)
 _MAX_QUANTITY = 10_000
 _MAX_PRICE = 1_000_000.0
+# Why a recommendation is tagged ``degraded`` (the fast order was sent instead):
+#   deadline        the LLM arm's answer did not come back within llm_deadline_ms
+#   shed            the SLM worker's pending-rerank table was full (load shedding)
+#   llm_busy        the LLM worker's in-flight queue was full (load shedding)
+#   llm_error       the LLM backend failed or answered with something unusable
+#   model_timeout   the in-process rerank missed model_deadline_ms
+#   model_busy      the in-process model pool was full
+#   model_error     the in-process model failed
+FALLBACK_REASONS = ("deadline", "shed", "llm_busy", "llm_error", "model_timeout",
+                    "model_busy", "model_error")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +133,8 @@ class Recommendation:
     generated_at_ms: int
     latency_ms: float
     degraded: bool = False
+    fallback_reason: str | None = None  # one of FALLBACK_REASONS when degraded
+    trigger_ts_ms: int = 0  # the trigger event's ts_ms: attribution windows use event time
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,9 +144,11 @@ class Recommendation:
             "arm": self.arm,
             "model": self.model,
             "trigger_event_id": self.trigger_event_id,
+            "trigger_ts_ms": self.trigger_ts_ms,
             "generated_at_ms": self.generated_at_ms,
             "latency_ms": round(self.latency_ms, 3),
             "degraded": self.degraded,
+            "fallback_reason": self.fallback_reason,
         }
 
 
@@ -170,6 +186,57 @@ def parse_event(raw: bytes, now_ms: int, limits: EventLimits = EventLimits()) ->
         rec_id=rec_id,
         query=query,
         context=_context(data, limits),
+    )
+
+
+def parse_recommendation(raw: bytes) -> Recommendation:
+    """Decode a message of the recs topic (what the attribution agent reads).
+
+    Checks what attribution relies on (ids, arm, items, times, flags); raises
+    :class:`InvalidEvent` naming the field otherwise. ``trigger_ts_ms`` defaults to
+    ``generated_at_ms`` for messages written before it existed.
+    """
+    data = _decode_object(raw)
+    items_raw = data.get("items")
+    if not isinstance(items_raw, list):
+        raise InvalidEvent("items", "must be a list", items_raw)
+    items = []
+    for entry in items_raw:
+        if not isinstance(entry, dict):
+            raise InvalidEvent("items", "must hold objects", entry)
+        score = entry.get("score", 0.0)
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            raise InvalidEvent("items.score", "must be a number", score)
+        items.append(RecItem(_identifier(entry, "item_id", required=True) or "", float(score),
+                             str(entry.get("reason", ""))))
+    generated = _int(data, "generated_at_ms", required=True)
+    assert generated is not None
+    trigger_ts = _int(data, "trigger_ts_ms", required=False)
+    latency = data.get("latency_ms", 0.0)
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
+        raise InvalidEvent("latency_ms", "must be a number >= 0", latency)
+    degraded = data.get("degraded", False)
+    if not isinstance(degraded, bool):
+        raise InvalidEvent("degraded", "must be a boolean", degraded)
+    reason = data.get("fallback_reason")
+    if reason is not None and reason not in FALLBACK_REASONS:
+        raise InvalidEvent("fallback_reason", f"must be null or one of {list(FALLBACK_REASONS)}",
+                           reason)
+    arm = data.get("arm")
+    if not isinstance(arm, str) or not arm:
+        raise InvalidEvent("arm", "must be a non-empty string", arm)
+    return Recommendation(
+        rec_id=_identifier(data, "rec_id", required=True) or "",
+        user_id=_identifier(data, "user_id", required=True) or "",
+        items=tuple(items),
+        arm=arm,
+        model=str(data.get("model", "")),
+        trigger_event_id=str(data.get("trigger_event_id", "")),
+        generated_at_ms=generated,
+        latency_ms=float(latency),
+        degraded=degraded,
+        fallback_reason=reason,
+        trigger_ts_ms=trigger_ts if trigger_ts is not None else generated,
     )
 
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["WorkerMetrics"]
+if TYPE_CHECKING:
+    from stream_rec.ab.online import ArmCounters
+
+__all__ = ["LlmWorkerMetrics", "WorkerMetrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
 class WorkerMetrics:
@@ -43,3 +50,85 @@ class WorkerMetrics:
                                  registry=r)
         self.model_batch = Histogram("stream_rec_model_batch_size", "Items per model call",
                                      buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
+        # LLM arm, SLM side (stream_rec.llm_arm): what became of each LLM-arm trigger
+        self.llm_arm = Counter("stream_rec_llm_arm_requests",
+                               "LLM-arm triggers by outcome (sent, reranked, shed, deadline, "
+                               "late, result_shed, result_error, invalid, no_budget, ...)",
+                               ["outcome"], registry=r)
+        self.llm_pending = Gauge("stream_rec_llm_arm_pending",
+                                 "LLM-arm recommendations waiting for the LLM worker",
+                                 registry=r)
+        self.llm_pending_limit = Gauge("stream_rec_llm_arm_pending_limit",
+                                       "Bound of the pending table (STREAM_REC_LLM_MAX_PENDING)",
+                                       registry=r)
+        self.llm_pending_max = Gauge("stream_rec_llm_arm_pending_max_seen",
+                                     "Most LLM-arm recommendations ever pending at once",
+                                     registry=r)
+        # per-arm online A/B metrics, read from the ab-arms table (this worker's partitions;
+        # sum over workers for totals: gauges, because partitions move between workers)
+        self.ab = {name: Gauge(f"stream_rec_ab_{name}", help_text, ["arm"], registry=r)
+                   for name, help_text in (
+                       ("served", "Recommendations served (distinct rec ids)"),
+                       ("clicks", "Recommendations clicked (rec_click with their rec_id)"),
+                       ("conversions", "Purchases of recommended items within the window"),
+                       ("converted_recs", "Recommendations with at least one conversion"),
+                       ("revenue", "price x quantity of converting purchases"),
+                       ("fallbacks", "Degraded recommendations (fast order sent instead)"),
+                       ("ctr", "clicks / served on this worker's partitions"),
+                       ("conversion_rate", "converted_recs / served on this worker's "
+                                           "partitions"),
+                       ("fallback_rate", "fallbacks / served on this worker's partitions"))}
+        self.ab_latency = Gauge("stream_rec_ab_latency_ms",
+                                "Recommendation latency percentiles per arm (from the table's "
+                                "histogram)", ["arm", "quantile"], registry=r)
+        self.ab_fallback_reasons = Gauge("stream_rec_ab_fallbacks_by_reason",
+                                         "Degraded recommendations per arm and reason",
+                                         ["arm", "reason"], registry=r)
+        self.attribution = Counter("stream_rec_ab_messages",
+                                   "Messages folded by attribution, by what happened: served, "
+                                   "served_again, click, click_again, click_early (its rec not "
+                                   "logged: in flight or evicted), conversion, purchase_again, "
+                                   "purchase_early, redelivered", ["source", "outcome"],
+                                   registry=r)
+
+
+    def export_ab(self, totals: Mapping[str, ArmCounters]) -> None:
+        """Set the per-arm gauges from the ab-arms table's totals (this worker's partitions)."""
+        from stream_rec.ab.online import histogram_percentile
+
+        for arm, counters in totals.items():
+            summary = counters.summary()
+            for name in ("served", "clicks", "conversions", "converted_recs", "revenue",
+                         "fallbacks"):
+                self.ab[name].labels(arm).set(summary[name])
+            self.ab["ctr"].labels(arm).set(summary["ctr"]["value"])
+            self.ab["conversion_rate"].labels(arm).set(summary["conversion_rate"]["value"])
+            self.ab["fallback_rate"].labels(arm).set(summary["fallback_rate"])
+            for label, q in (("0.5", 0.5), ("0.99", 0.99)):
+                self.ab_latency.labels(arm, label).set(
+                    histogram_percentile(counters.latency_counts, q))
+            for reason, n in counters.fallback_reasons:
+                self.ab_fallback_reasons.labels(arm, reason).set(n)
+
+
+class LlmWorkerMetrics:
+    """What an LLM worker (``--role llm``) exports on ``/metrics``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("stream_rec_llm_requests",
+                                "Rerank requests by outcome: ok, expired (past deadline on "
+                                "arrival), shed (queue full), late (done after the deadline), "
+                                "error, invalid (undecodable)", ["outcome"], registry=r)
+        self.in_flight = Gauge("stream_rec_llm_in_flight", "Requests accepted and not finished",
+                               registry=r)
+        self.in_flight_limit = Gauge("stream_rec_llm_in_flight_limit",
+                                     "Bound of the in-flight queue (STREAM_REC_LLM_MAX_IN_FLIGHT)",
+                                     registry=r)
+        self.in_flight_max = Gauge("stream_rec_llm_in_flight_max_seen",
+                                   "Most requests ever in flight at once", registry=r)
+        self.seconds = Histogram("stream_rec_llm_rerank_seconds", "Backend time per rerank",
+                                 buckets=_LLM_BUCKETS, registry=r)
+        self.ready = Gauge("stream_rec_ready", "1 when the backend is up and partitions are "
+                           "assigned", registry=r)

@@ -9,7 +9,7 @@ here, so what is evaluated is what runs.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from stream_rec.candidates import VectorSearch
 from stream_rec.catalog import Catalog
@@ -68,15 +68,21 @@ class Recommender:
     def recommend(self, profile: UserProfile, *, now_ms: int,
                   trigger: Event | None = None,
                   exclude: frozenset[str] = frozenset(),
-                  allow: frozenset[str] | None = None) -> list[RecItem]:
+                  allow: frozenset[str] | None = None,
+                  top_k: int | None = None,
+                  semantic: bool = True) -> list[RecItem]:
         """The fast scorer's top-k for ``profile`` at ``now_ms`` (never ``exclude``; only
-        ``allow`` when given)."""
+        ``allow`` when given). ``top_k`` overrides the configured list length (the LLM arm
+        asks for more candidates); ``semantic=False`` leaves out the model's ``similar``
+        source (the holdout arm: no model at all)."""
         just_bought = frozenset(
             [trigger.item_id] if trigger is not None and trigger.type == "purchase"
             and trigger.item_id else [])
+        params = self.rank_params if top_k is None else replace(self.rank_params, top_k=top_k)
         return recommend(profile, self.stats, self.catalog, now_ms=now_ms,
-                         params=self.rank_params, just_bought=just_bought,
-                         vector_search=self.vector_search, exclude=exclude, allow=allow)
+                         params=params, just_bought=just_bought,
+                         vector_search=self.vector_search if semantic else None,
+                         exclude=exclude, allow=allow)
 
 
 def rec_id_for(user_id: str, event_id: str) -> str:

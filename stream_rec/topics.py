@@ -29,7 +29,12 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(topics.catalog, 1, rf, topic_configs={"cleanup.policy": "compact"}),
         NewTopic(topics.item_deltas, 1, rf,
                  topic_configs={"retention.ms": str(30 * 86_400_000)}),
-        NewTopic(topics.rerank_requests, n, rf),
+        NewTopic(topics.rerank_requests, n, rf,
+                 topic_configs={"retention.ms": str(86_400_000)}),
+        NewTopic(topics.rerank_results, n, rf,
+                 topic_configs={"retention.ms": str(86_400_000)}),
+        # co-partitioned with events (key = user): the SLM workers' faust group reads it
+        NewTopic(topics.llm_recs, n, rf, topic_configs={"retention.ms": str(86_400_000)}),
     ]
 
 

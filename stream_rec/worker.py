@@ -40,16 +40,26 @@ def resolve_broker(spec: str, stack: ExitStack, run_dir: Path | None = None) -> 
 
 
 def run_worker(settings: Settings) -> None:
-    """Block running one worker until SIGTERM/SIGINT; commits offsets on the way out."""
-    import faust
+    """Block running one worker until SIGTERM/SIGINT; commits offsets on the way out.
 
-    from stream_rec.app import create_app
+    ``settings.role`` picks the kind: ``slm`` (the faust stream worker) or ``llm`` (the LLM
+    arm's reranker, ``stream_rec.llm_worker``).
+    """
     from stream_rec.broker import client_security_kwargs
     from stream_rec.topics import ensure_topics
 
     with ExitStack() as stack:
         target = resolve_broker(settings.broker, stack, Path(settings.data_dir) / "broker")
         asyncio.run(ensure_topics(target.bootstrap, settings, client_security_kwargs(settings)))
+        if settings.role == "llm":
+            from stream_rec.llm_worker import run_llm_worker
+
+            run_llm_worker(settings, target.bootstrap, tansu=target.tansu)
+            return
+        import faust
+
+        from stream_rec.app import create_app
+
         asyncio.set_event_loop(asyncio.new_event_loop())
         app = create_app(settings, target.bootstrap, tansu=target.tansu)
         worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,

@@ -110,6 +110,21 @@ def slm_model(model_path: Path) -> Iterator[object]:
         yield model
 
 
+@pytest.fixture(scope="session")
+def llm_server(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """llama-cpp-python's own OpenAI-compatible server (``python -m llama_cpp.server``)
+    serving the default model on a free loopback port, for the whole session.
+
+    Returns a :class:`stream_rec.llm_server.LlmServer` (``.url`` is the /v1 base URL).
+    ``logits_all`` stays off: the ``choice`` method does not need it.
+    """
+    from stream_rec.llm_server import LlmServer
+
+    log_path = tmp_path_factory.mktemp("llm-server") / "server.log"
+    with LlmServer.start(model_path, log_path=log_path) as server:
+        yield server
+
+
 # ===== end of model ==========================================================================
 
 

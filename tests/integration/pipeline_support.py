@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -12,13 +12,18 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from stream_rec import codec
+from stream_rec.ab.online import ArmCounters
+from stream_rec.ab.report import read_arm_counters
 from stream_rec.broker import RunningBroker
 from stream_rec.config import Settings
 from stream_rec.datasets import load_demo
+from stream_rec.events import Event
 from stream_rec.publisher import publish
 from stream_rec.workerproc import WorkerProcess
 
 DEMO = load_demo()
+WARMUP = DEMO.events[:300]  # real purchases: item statistics for the fast scorer
+VIEWS_ONLY = ("view", "rec_request")  # trigger types under which the warm-up triggers nothing
 
 
 @dataclass
@@ -71,3 +76,28 @@ async def _read(bootstrap: str, topic: str, until: int, timeout_s: float,
         await consumer.stop()
     assert len(seen) >= until, f"only {len(seen)} of {until} messages on {topic}"
     return list(seen.values())
+
+
+def fresh_views(prefix: str, users: int, per_user: int = 1) -> list[Event]:
+    """Views of real, already-bought items by fresh users, after :data:`WARMUP`."""
+    ts = WARMUP[-1].ts_ms + 60_000
+    out = []
+    for round_ in range(per_user):
+        for n in range(users):
+            item = WARMUP[(n * 7 + round_) % len(WARMUP)].item_id
+            out.append(Event(f"{prefix}-v{round_}-{n}", "view", f"{prefix}-user-{n}",
+                             ts + round_ * 1000 + n, item_id=item))
+    return out
+
+
+def arm_counters(pipeline: Pipeline) -> dict[str, ArmCounters]:
+    """Per-arm totals of the ab-arms table, read as ``stream-rec ab report`` reads them."""
+    return asyncio.run(read_arm_counters(pipeline.bootstrap, pipeline.settings, timeout_s=20))
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    """Poll ``check`` every second until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(1.0)

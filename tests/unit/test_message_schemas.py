@@ -10,8 +10,14 @@ from jsonschema import Draft202012Validator
 from stream_rec import codec
 from stream_rec.app import dlq_record
 from stream_rec.datasets import load_demo
-from stream_rec.events import RecItem, Recommendation, parse_event
+from stream_rec.events import Event, RecItem, Recommendation, parse_event, parse_recommendation
 from stream_rec.hostile import KINDS, bad_events
+from stream_rec.llm_arm import LlmArm
+from stream_rec.rerank_messages import (
+    RerankResult,
+    parse_rerank_request,
+    parse_rerank_result,
+)
 
 SCHEMAS = Path(__file__).parents[2] / "docs" / "schemas"
 DEMO = load_demo()
@@ -49,6 +55,39 @@ def test_recommendations_match_the_recommendation_schema() -> None:
     rec = Recommendation("r1", "u1", (RecItem("85123A", 0.9, "trending now"),), "slm",
                          "fast-scorer", "e1", 1_764_000_000_000, 12.5)
     _validator("recommendation.schema.json").validate(rec.to_dict())
+    assert parse_recommendation(codec.dumps(rec.to_dict())) == rec
+
+
+def _llm_request_and_fallback() -> tuple[dict[str, object], dict[str, object]]:
+    arm = LlmArm(worker_id="w1", max_pending=1, deadline_ms=1000.0, top_k=2)
+    items = [RecItem("85123A", 0.9, "trending now"), RecItem("22423", 0.5, "similar to X")]
+    titles = {"85123A": "WHITE HANGING HEART T-LIGHT HOLDER", "22423": 'CAKESTAND "3 TIER"'}
+    trigger = Event("e1", "view", "u1", 1_300_000_000_000, item_id="85123A")
+    request = arm.prepare(arm="llm", event=trigger, candidates=items, titles=titles,
+                          history=["JUMBO BAG RED RETROSPOT"], origin_ms=1_000.0,
+                          now_ms=1_010, fast_model="fast-scorer")
+    assert not isinstance(request, Recommendation) and request is not None
+    fallback = arm.expire(5_000)[0]
+    return request.to_dict(), fallback.to_dict()
+
+
+def test_rerank_requests_match_their_schema_and_parse_back() -> None:
+    request, _ = _llm_request_and_fallback()
+    _validator("rerank-request.schema.json").validate(request)
+    assert parse_rerank_request(codec.dumps(request)).to_dict() == request
+
+
+def test_rerank_results_match_their_schema_and_parse_back() -> None:
+    result = RerankResult("r1", "u1", "w1", "ok", ("22423", "85123A"), "openai:gemma",
+                          812.5, 1_764_000_000_000).to_dict()
+    _validator("rerank-result.schema.json").validate(result)
+    assert parse_rerank_result(codec.dumps(result)).to_dict() == result
+
+
+def test_llm_arm_fallbacks_match_the_recommendation_schema() -> None:
+    _, fallback = _llm_request_and_fallback()
+    _validator("recommendation.schema.json").validate(fallback)
+    assert fallback["degraded"] and fallback["fallback_reason"] == "deadline"
 
 
 @pytest.mark.parametrize("key", [b"u1", None])

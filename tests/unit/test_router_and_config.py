@@ -63,3 +63,83 @@ def test_settings_survive_their_env_form() -> None:
 
 def test_secrets_are_masked_when_described() -> None:
     assert Settings(sasl_password="hunter2").describe()["sasl_password"] == "***"
+
+
+def test_arms_come_from_settings_and_every_user_gets_one_of_them() -> None:
+    settings = Settings.from_env({"STREAM_REC_ARMS": "slm:0.45,llm:0.45,holdout:0.1",
+                                  "STREAM_REC_EXPERIMENT_SALT": "exp-9"})
+    router = Router.from_spec(settings.arms, settings.experiment_salt)
+    counts = {arm.name: 0 for arm in router.arms}
+    for i in range(10_000):
+        counts[router.assign(f"user-{i}")] += 1
+    assert abs(counts["slm"] / 10_000 - 0.45) < 0.02
+    assert abs(counts["llm"] / 10_000 - 0.45) < 0.02
+    assert abs(counts["holdout"] / 10_000 - 0.10) < 0.015
+    assert settings.llm_arms == ("llm",) and settings.holdout_arms == ("holdout",)
+
+
+def test_an_arm_with_weight_zero_gets_no_users() -> None:
+    router = Router.from_spec("slm:1,llm:0", "exp-1")
+    assert {router.assign(str(i)) for i in range(2000)} == {"slm"}
+
+
+def test_a_users_arm_depends_on_nothing_but_salt_weights_and_id() -> None:
+    order_a = Router.from_spec("slm:0.5,llm:0.5", "s")
+    users = [f"u{i}" for i in range(500)]
+    first = [order_a.assign(u) for u in users]
+    for u in reversed(users):  # call order and other users do not matter
+        order_a.assign(u)
+    assert [Router.from_spec("slm:0.5,llm:0.5", "s").assign(u) for u in users] == first
+
+
+def test_the_holdout_arm_ranks_without_the_model() -> None:
+    from stream_rec.catalog import Catalog
+    from stream_rec.events import Event
+    from stream_rec.item_stats import ItemStats
+    from stream_rec.profile import UserProfile
+    from stream_rec.recommender import Recommender
+
+    asked: list[int] = []
+
+    def search(profile: object, n: int, exclude: object) -> list[tuple[str, float, str]]:
+        asked.append(n)
+        return []
+
+    recommender = Recommender(Catalog(), ItemStats(), vector_search=search)
+    profile = recommender.observe(UserProfile.new("u"),
+                                  Event("e1", "view", "u", 1_300_000_000_000, item_id="a")).profile
+    recommender.recommend(profile, now_ms=1_300_000_000_000, semantic=False)
+    assert asked == []
+    recommender.recommend(profile, now_ms=1_300_000_000_000)
+    assert asked
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"STREAM_REC_LLM_BACKEND": "gpt"}, "STREAM_REC_LLM_BACKEND='gpt'"),
+    ({"STREAM_REC_LLM_METHOD": "vibes"}, "STREAM_REC_LLM_METHOD='vibes'"),
+    ({"STREAM_REC_ROLE": "llm", "STREAM_REC_LLM_BACKEND": "openai"}, "STREAM_REC_LLM_URL=''"),
+    ({"STREAM_REC_HOLDOUT_ARMS": "llm"}, "must not share an arm"),
+    ({"STREAM_REC_LLM_MAX_IN_FLIGHT": "0"}, "STREAM_REC_LLM_MAX_IN_FLIGHT=0"),
+    ({"STREAM_REC_LLM_DEADLINE_MS": "-1"}, "STREAM_REC_LLM_DEADLINE_MS=-1.0"),
+])
+def test_bad_llm_arm_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        Settings.from_env(env)
+
+
+def test_an_llm_worker_on_an_http_server_is_a_valid_configuration() -> None:
+    s = Settings.from_env({"STREAM_REC_ROLE": "llm", "STREAM_REC_LLM_BACKEND": "openai",
+                           "STREAM_REC_LLM_URL": "http://127.0.0.1:8000/v1",
+                           "STREAM_REC_LLM_API_KEY": "sk-secret"})
+    assert s.topics.rerank_results == "stream-rec.rerank-results"
+    assert s.describe()["llm_api_key"] == "***"
+
+
+def test_attribution_tables_are_kept_exactly_when_an_experiment_runs() -> None:
+    assert not Settings().attribution_enabled  # one slm arm: nothing to compare
+    assert Settings(arms="slm:0.5,llm:0.5").attribution_enabled
+    assert Settings(arms="llm:1").attribution_enabled
+    assert Settings(arms="slm:1", ab_attribution="on").attribution_enabled
+    assert not Settings(arms="slm:0.5,llm:0.5", ab_attribution="off").attribution_enabled
+    with pytest.raises(ConfigError, match="STREAM_REC_AB_ATTRIBUTION='maybe'"):
+        Settings.from_env({"STREAM_REC_AB_ATTRIBUTION": "maybe"})
