@@ -203,16 +203,16 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
                               tansu=tansu)
                 if runtime.has_llm_arm else None)
 
-    @app.timer(_DELTA_FLUSH_INTERVAL_S)
+    @app.timer(_DELTA_FLUSH_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def flush_deltas_timer() -> None:
         await flush_deltas()
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def follow_shared_state() -> None:
         assert runtime.replicated is not None
         await runtime.replicated.run()
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def embed_new_items() -> None:
         while runtime.model is not None and not app.should_stop:
             caught_up = runtime.replicated is not None and runtime.replicated.caught_up.is_set()
@@ -310,7 +310,7 @@ def _wire_llm_arm(app: faust.App, runtime: WorkerRuntime, raw_topic: Any, emit: 
         on_result=on_result, client_kwargs=_client_kwargs(settings),
         fetch_max_wait_ms=faust_transport.TANSU_FETCH_MAX_WAIT_MS if tansu else 100)
 
-    @app.timer(_EXPIRE_INTERVAL_S)
+    @app.timer(_EXPIRE_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def expire_llm_pending() -> None:
         for rec in runtime.llm_arm.expire(int(time.time() * 1000)):
             metrics.llm_arm.labels("deadline").inc()
@@ -331,7 +331,7 @@ def _wire_llm_arm(app: faust.App, runtime: WorkerRuntime, raw_topic: Any, emit: 
 
     app.on_before_shutdown.connect(send_pending_as_fallbacks)
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def follow_rerank_results() -> None:
         await follower.run()
 
@@ -366,7 +366,7 @@ def _client_kwargs(settings: Settings) -> dict[str, Any]:
 
 def _ready(app: faust.App, runtime: WorkerRuntime,
            follower: RerankResultsFollower | None) -> bool:
-    recovered = app.tables.recovery.completed.is_set() if app.tables else True
+    recovered = app.tables.recovery.completed.is_set() if app.tables else True  # type: ignore[attr-defined]
     caught_up = runtime.replicated is not None and runtime.replicated.caught_up.is_set()
     embedded = runtime.model is None or runtime.model.warm
     following = follower is None or follower.ready.is_set()
