@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from stream_rec.bench.report import machine
 from stream_rec.llm import ModelPool, SlmModel, load_pool
 from stream_rec.model_files import resolve_model_path, sha256_file
 from stream_rec.prompts import candidate_text, history_prefix
@@ -55,18 +54,10 @@ def best_of(repeats: int, fn: Callable[[], object]) -> float:
 
 
 def machine_line() -> str:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = psutil.virtual_memory().total / 2**30
+    m = machine()
     return (
-        f"{dt.date.today()} · nproc {os.cpu_count()} · RAM {ram:.0f} GiB · CPU {cpu} · "
-        f"Python {platform.python_version()} · load avg {os.getloadavg()[0]:.2f}"
+        f"{dt.date.today()} · nproc {m['cores']} · RAM {m['ram_gib']:.0f} GiB · CPU {m['cpu']} · "
+        f"Python {m['python']} · load avg {m['load_avg_1m']:.2f}"
     )
 
 

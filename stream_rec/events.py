@@ -156,7 +156,7 @@ def parse_event(raw: bytes, now_ms: int, limits: EventLimits = EventLimits()) ->
     """Decode and validate one event, or raise InvalidEvent naming field, rule and value."""
     if len(raw) > limits.max_bytes:
         raise InvalidEvent("<message>", f"must be at most {limits.max_bytes} bytes", len(raw))
-    data = _decode_object(raw)
+    data = decode_object(raw)
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise InvalidEvent(unknown[0], f"is not a known field (known: {sorted(_FIELDS)})",
@@ -196,7 +196,7 @@ def parse_recommendation(raw: bytes) -> Recommendation:
     :class:`InvalidEvent` naming the field otherwise. ``trigger_ts_ms`` defaults to
     ``generated_at_ms`` for messages written before it existed.
     """
-    data = _decode_object(raw)
+    data = decode_object(raw)
     items_raw = data.get("items")
     if not isinstance(items_raw, list):
         raise InvalidEvent("items", "must be a list", items_raw)
@@ -244,7 +244,7 @@ def parse_catalog_item(raw: bytes, limits: EventLimits = EventLimits()) -> Catal
     """Decode and validate one catalog record."""
     if len(raw) > limits.max_bytes:
         raise InvalidEvent("<message>", f"must be at most {limits.max_bytes} bytes", len(raw))
-    data = _decode_object(raw)
+    data = decode_object(raw)
     unknown = sorted(set(data) - _CATALOG_FIELDS)
     if unknown:
         raise InvalidEvent(unknown[0], f"is not a known catalog field "
@@ -261,7 +261,8 @@ def parse_catalog_item(raw: bytes, limits: EventLimits = EventLimits()) -> Catal
     )
 
 
-def _decode_object(raw: bytes) -> dict[str, Any]:
+def decode_object(raw: bytes) -> dict[str, Any]:
+    """``raw`` as a JSON object, or :class:`InvalidEvent` saying why it is not one."""
     try:
         data = codec.loads(raw)
     except codec.DecodeError as exc:

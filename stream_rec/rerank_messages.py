@@ -15,9 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stream_rec import codec
 from stream_rec.errors import InvalidEvent, InvalidRerank
-from stream_rec.events import RecItem
+from stream_rec.events import RecItem, decode_object
 
 __all__ = [
     "RESULT_STATUSES",
@@ -122,7 +121,7 @@ class RerankResult:
 
 def parse_rerank_request(raw: bytes) -> RerankRequest:
     """Decode and check a request; raises :class:`InvalidEvent` naming the bad field."""
-    data = _object(raw)
+    data = decode_object(raw)
     candidates_raw = _list(data, "candidates", _MAX_CANDIDATES)
     candidates = []
     for entry in candidates_raw:
@@ -156,7 +155,7 @@ def parse_rerank_request(raw: bytes) -> RerankRequest:
 
 def parse_rerank_result(raw: bytes) -> RerankResult:
     """Decode and check a result; raises :class:`InvalidEvent` naming the bad field."""
-    data = _object(raw)
+    data = decode_object(raw)
     status = _str(data, "status")
     if status not in RESULT_STATUSES:
         raise InvalidEvent("status", f"must be one of {list(RESULT_STATUSES)}", status)
@@ -193,16 +192,6 @@ def apply_order(candidates: Sequence[RerankCandidate], order: Sequence[str],
         seen.add(item_id)
     ranked = [by_id[i] for i in order] + [c for c in candidates if c.item_id not in seen]
     return [RecItem(c.item_id, c.score, c.reason) for c in ranked[:top_k]]
-
-
-def _object(raw: bytes) -> Mapping[str, Any]:
-    try:
-        data = codec.loads(raw)
-    except codec.DecodeError as exc:
-        raise InvalidEvent("<message>", "must be valid UTF-8 JSON", str(exc)) from exc
-    if not isinstance(data, dict):
-        raise InvalidEvent("<message>", "must be a JSON object", type(data).__name__)
-    return data
 
 
 def _str(data: Mapping[str, Any], name: str, *, allow_empty: bool = False) -> str:
