@@ -39,6 +39,22 @@ def write_report(results: Mapping[str, Any], out_dir: Path, *, plots: bool = Tru
     return written
 
 
+def write_json_then_pyplot(result: Mapping[str, Any], path: Path) -> Any | None:
+    """Write ``result`` to ``path`` as JSON (creating its folder); return matplotlib's
+    ``pyplot`` on the Agg backend for a chart beside it, or None without the ``plots``
+    extra."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_json(result) + "\n", encoding="utf-8")
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def to_json(results: Mapping[str, Any]) -> str:
     """Stable, indented JSON without the raw latency samples; NaN becomes null."""
     return json.dumps(_clean(results), indent=2, sort_keys=False, allow_nan=False)

@@ -139,17 +139,12 @@ def summarize(totals: Mapping[str, ArmCounters], *, arm_order: Sequence[str] = (
 
 def write_report(result: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """Write ``ab_online.json`` and, with matplotlib (the ``plots`` extra), the chart."""
-    from stream_rec.report import to_json
+    from stream_rec.report import write_json_then_pyplot
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "ab_online.json"]
-    paths[0].write_text(to_json(result) + "\n", encoding="utf-8")
-    try:
-        import matplotlib
-    except ImportError:
+    plt = write_json_then_pyplot(result, paths[0])
+    if plt is None:
         return paths
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     names = list(result["arms"])
     rows = [result["arms"][n] for n in names]

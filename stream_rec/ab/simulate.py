@@ -144,17 +144,12 @@ def simulate(dataset_name: str, data_dir: Path | str, *, arms_spec: str = "fast:
 
 def write_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write ``ab.json`` and, when matplotlib is importable, the CTR chart; return paths."""
-    from stream_rec.report import to_json
+    from stream_rec.report import write_json_then_pyplot
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "ab.json"]
-    paths[0].write_text(to_json(result) + "\n", encoding="utf-8")
-    try:
-        import matplotlib
-    except ImportError:
+    plt = write_json_then_pyplot(result, paths[0])
+    if plt is None:
         return paths
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     names = list(result["arms"])
     ctr = [result["arms"][n]["ctr"] for n in names]
