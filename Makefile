@@ -30,9 +30,10 @@ test: install kafka-jars ## every test: unit + integration on Tansu and real Kaf
 test-fast: install ## unit tests only
 	$(BIN)/python -m pytest tests/unit -q
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and the import contracts (layers, no cycles)
 	$(BIN)/ruff check stream_rec tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # the default sweep: 2 brokers x 2 worker counts x 5 offered loads, ~30 s a point (~12 min);
 # the Kafka points need `make kafka-jars` (skipped, with the reason, without it)

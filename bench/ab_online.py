@@ -28,15 +28,15 @@ from typing import Any
 
 import psutil
 
-from stream_rec import codec
 from stream_rec.ab.report import read_arm_counters
-from stream_rec.broker import start_broker
+from stream_rec.broker.publisher import catalog_records, event_records, publish
+from stream_rec.broker.topics import ensure_topics
 from stream_rec.config import Settings
+from stream_rec.core import codec
+from stream_rec.core.events import Event
 from stream_rec.datasets import load_demo
-from stream_rec.events import Event
-from stream_rec.publisher import catalog_records, event_records, publish
-from stream_rec.topics import ensure_topics
-from stream_rec.workerproc import WorkerProcess
+from stream_rec.local.brokers import start_broker
+from stream_rec.local.processes import WorkerProcess
 
 
 async def _read_recs(bootstrap: str, topic: str, until: int, timeout_s: float
@@ -107,8 +107,8 @@ def main() -> None:
         llm_overrides: dict[str, Any] = {"role": "llm", "llm_backend": args.llm_backend,
                                          "data_dir": run_dir / "llm"}
         if args.llm_backend == "openai":
-            from stream_rec.llm_server import LlmServer
-            from stream_rec.model_files import resolve_model_path
+            from stream_rec.local.llama_server import LlmServer
+            from stream_rec.model.files import resolve_model_path
 
             server = LlmServer.start(resolve_model_path(""), log_path=run_dir / "server.log")
             llm_overrides.update(llm_url=server.url, llm_picks=1)

@@ -16,11 +16,11 @@ import random
 import time
 from pathlib import Path
 
-from stream_rec.catalog import Catalog
+from stream_rec.core.catalog import Catalog
+from stream_rec.core.item_stats import ItemStats
+from stream_rec.core.profile import UserProfile
+from stream_rec.core.recommender import Recommender
 from stream_rec.datasets import load_dataset
-from stream_rec.item_stats import ItemStats
-from stream_rec.profile import UserProfile
-from stream_rec.recommender import Recommender
 
 
 def bench(dataset: str, data_dir: Path, *, max_events: int, recs: int, repeat: int) -> None:

@@ -29,18 +29,18 @@ from typing import Any
 
 import psutil
 
-from stream_rec.catalog import Catalog
+from stream_rec.core.catalog import Catalog
+from stream_rec.core.item_stats import ItemStats
+from stream_rec.core.percentiles import percentile
+from stream_rec.core.profile import UserProfile
+from stream_rec.core.recommender import Recommender
 from stream_rec.datasets import DEFAULT_PROTOCOLS, load_dataset, make_split
 from stream_rec.evaluation.arms import make_arms
+from stream_rec.evaluation.metrics import RankingAccumulator
 from stream_rec.evaluation.model_arm import build_model_hooks
 from stream_rec.evaluation.run import machine_info
-from stream_rec.item_stats import ItemStats
-from stream_rec.model_files import resolve_model_path
-from stream_rec.percentiles import percentile
-from stream_rec.profile import UserProfile
-from stream_rec.ranking_metrics import RankingAccumulator
-from stream_rec.recommender import Recommender
-from stream_rec.rerank_messages import RerankCandidate, RerankRequest
+from stream_rec.llm.messages import RerankCandidate, RerankRequest
+from stream_rec.model.files import resolve_model_path
 
 
 def _rss_mb(pid: int | None = None) -> float:
@@ -57,9 +57,9 @@ def _subsample(cases: Any, limit: int) -> list[Any]:
 async def _backends(names: list[str], model: Path, run_dir: Path, picks: int
                     ) -> tuple[dict[str, Any], dict[str, float], list[Any]]:
     from stream_rec.config import Settings
-    from stream_rec.llm_server import LlmServer
-    from stream_rec.openai_backend import OpenAIBackend
-    from stream_rec.rerank_backends import LocalBackend
+    from stream_rec.llm.backends import LocalBackend
+    from stream_rec.llm.http_backend import OpenAIBackend
+    from stream_rec.local.llama_server import LlmServer
 
     backends: dict[str, Any] = {}
     rss: dict[str, float] = {}

@@ -19,9 +19,11 @@ import numpy as np
 import psutil
 
 from stream_rec.bench.report import machine
-from stream_rec.llm import ModelPool, SlmModel, load_pool
-from stream_rec.model_files import resolve_model_path, sha256_file
-from stream_rec.prompts import candidate_text, history_prefix
+from stream_rec.model.files import resolve_model_path, sha256_file
+from stream_rec.model.llama import SlmModel
+from stream_rec.model.loading import load_pool
+from stream_rec.model.pool import ModelPool
+from stream_rec.model.prompts import candidate_text, history_prefix
 
 TITLES = [
     "WHITE HANGING HEART T-LIGHT HOLDER",

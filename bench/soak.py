@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stream_rec.broker import RunningBroker, start_broker
 from stream_rec.chaos import (
     ChaosResult,
     broker_restart,
@@ -38,6 +37,7 @@ from stream_rec.chaos import (
     workload,
 )
 from stream_rec.datasets import load_demo
+from stream_rec.local.brokers import RunningBroker, start_broker
 
 
 @dataclass(frozen=True)

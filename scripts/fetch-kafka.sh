@@ -12,7 +12,7 @@ exec "$python" - "${1:-${STREAM_REC_KAFKA_HOME:-}}" <<'PY'
 import sys
 from pathlib import Path
 
-from stream_rec.broker import fetch_kafka
+from stream_rec.local.brokers import fetch_kafka
 
 home = sys.argv[1]
 print(fetch_kafka(Path(home) if home else None))

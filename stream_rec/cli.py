@@ -9,16 +9,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
-from stream_rec import codec
+from stream_rec.ab.report import arms_changelog_topic, read_arm_counters, summarize
+from stream_rec.ab.report import write_report as write_online_report
+from stream_rec.ab.simulate import simulate, write_report
+from stream_rec.bench.command import bench_main
+from stream_rec.broker.changelog import read_user_state
+from stream_rec.broker.publisher import catalog_records, event_records, publish
+from stream_rec.broker.security import client_security_kwargs
+from stream_rec.broker.topics import ensure_topics
 from stream_rec.config import ENV_VARS, Settings
+from stream_rec.core import codec
+from stream_rec.core.router import parse_arms
+from stream_rec.datasets import load_dataset, load_demo
 from stream_rec.errors import StreamRecError
+from stream_rec.evaluation import CostModel, evaluate
+from stream_rec.evaluation.report import to_json
+from stream_rec.local.brokers import resolve_broker
+from stream_rec.local.demo import DemoOptions, run_demo
 
 __all__ = ["app", "main"]
 
@@ -49,7 +65,6 @@ def demo(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Start an embedded broker and a worker, replay real shop events, watch recs flow."""
-    from stream_rec.demo import DemoOptions, run_demo
 
     settings = _settings(broker=broker, data_dir=data_dir)
     options = DemoOptions(events=events, rate=rate, inject_bad=inject_bad,
@@ -70,12 +85,15 @@ def worker(
         help="HTTP port for /metrics, /healthz, /readyz [env STREAM_REC_WEB_PORT]")] = None,
 ) -> None:
     """Run one worker (the process ops scale by replicas) until SIGTERM."""
-    from stream_rec.worker import run_worker
-
     settings = _settings(broker=broker, data_dir=data_dir, role=role, web_port=web_port)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    run_worker(settings)
+    # lazy: faust reads argv/env at import: only the worker command loads it
+    from stream_rec.worker import run_worker
+
+    with ExitStack() as stack:
+        target = resolve_broker(settings.broker, stack, Path(settings.data_dir) / "broker")
+        run_worker(settings, target)
 
 
 @app.command()
@@ -115,8 +133,6 @@ def replay(
     broker: BrokerOpt = None,
 ) -> None:
     """Publish a real dataset's catalog and events, in time order."""
-    from stream_rec.datasets import load_dataset, load_demo
-    from stream_rec.publisher import catalog_records, event_records
 
     settings = _settings(broker=broker)
     if dataset == "demo":
@@ -137,7 +153,6 @@ def state(
     broker: BrokerOpt = None,
 ) -> None:
     """Print one user's state, read from the users table's changelog on the broker."""
-    from stream_rec.inspect import read_user_state
 
     settings = _settings(broker=broker)
     with ExitStack() as stack:
@@ -152,8 +167,6 @@ def state(
 @app.command()
 def topics(broker: BrokerOpt = None) -> None:
     """Create stream-rec's topics on the broker (missing ones only)."""
-    from stream_rec.broker import client_security_kwargs
-    from stream_rec.topics import ensure_topics
 
     settings = _settings(broker=broker)
     with ExitStack() as stack:
@@ -190,7 +203,7 @@ def eval_command(
         help="Watts per busy core for the J/rec estimate")] = 10.0,
 ) -> None:
     """Replay a real dataset through the worker's recommender and report accuracy and cost."""
-    from stream_rec.evaluation import CostModel, evaluate
+    # lazy: llama_cpp loads a native library: only eval with model arms needs it
     from stream_rec.evaluation.model_arm import model_hooks_factory
 
     names = [a.strip() for a in arms.split(",") if a.strip()] if arms else None
@@ -227,7 +240,6 @@ def bench(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Measure throughput, end-to-end latency, lag, RSS and CPU/rec through a real broker."""
-    from stream_rec.bench.command import bench_main
 
     settings = _settings(data_dir=data_dir)
     try:
@@ -246,8 +258,6 @@ def _csv(text: str) -> list[str]:
 
 def _publish(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]],
              rate: float) -> None:
-    from stream_rec.broker import client_security_kwargs
-    from stream_rec.publisher import publish
 
     with ExitStack() as stack:
         target = _external_target(settings, stack)
@@ -261,8 +271,6 @@ def _external_target(settings: Settings, stack: ExitStack) -> str:
     if settings.is_embedded:
         raise typer.BadParameter("this command needs a running broker: pass "
                                  "--broker kafka://host:port (or tansu://host:port)")
-    from stream_rec.worker import resolve_broker
-
     return resolve_broker(settings.broker, stack).bootstrap
 
 
@@ -287,10 +295,7 @@ def ab_simulate(
         help="Also write ab.json and the CTR chart here")] = None,
 ) -> None:
     """Simulate an A/B test by replaying a real dataset through each arm's recommender."""
-    from rich.table import Table
 
-    from stream_rec.ab.simulate import simulate, write_report
-    from stream_rec.report import to_json
 
     result = simulate(dataset, data_dir, arms_spec=arms, salt=salt,
                       limit_events=limit_events, k=k)
@@ -333,14 +338,8 @@ def ab_report(
 ) -> None:
     """Per-arm online metrics (served, CTR, conversions, latency, fallbacks) from the workers'
     ab-arms table, read from its changelog on the broker."""
-    import time
 
-    from rich.table import Table
 
-    from stream_rec.ab.report import arms_changelog_topic, read_arm_counters, summarize
-    from stream_rec.ab.report import write_report as write_online_report
-    from stream_rec.report import to_json
-    from stream_rec.router import parse_arms
 
     settings = _settings(broker=broker)
     with ExitStack() as stack:

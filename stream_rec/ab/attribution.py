@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream_rec.ab.stats import wilson_interval
-from stream_rec.events import Event
-from stream_rec.percentiles import percentile
+from stream_rec.core.events import Event
+from stream_rec.core.percentiles import percentile
 
 __all__ = ["DEFAULT_WINDOW_MS", "LATENCY_RESERVOIR", "ArmStats", "Attribution"]
 

@@ -1,6 +1,6 @@
 """Online attribution, one message at a time: per-user rec logs and per-arm counters. Pure.
 
-The worker keeps two tables (``stream_rec.app``), written while the message that caused the
+The worker keeps two tables (``stream_rec.serving.app``), written while the message that caused the
 write is being processed (the trigger event that served a recommendation, the LLM arm's
 decision message, or the feedback event):
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stream_rec.ab.stats import wilson_interval
-from stream_rec.events import Event, Recommendation
+from stream_rec.core.events import Event, Recommendation
 
 __all__ = [
     "LATENCY_BOUNDS_MS",

@@ -13,16 +13,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from stream_rec import codec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import UnknownTopicOrPartitionError
+
 from stream_rec.ab.online import ArmCounters
 from stream_rec.ab.stats import two_proportion_test
+from stream_rec.ab.store import ARMS_TABLE
+from stream_rec.broker.security import client_security_kwargs
 from stream_rec.config import Settings
+from stream_rec.core import codec
+from stream_rec.errors import BrokerError
+from stream_rec.evaluation.report import write_json_then_pyplot
 
-__all__ = ["ARMS_TABLE", "CHART", "RECS_TABLE", "arms_changelog_topic", "combine",
+__all__ = ["CHART", "arms_changelog_topic", "combine",
            "read_arm_counters", "summarize", "write_report"]
 
-ARMS_TABLE = "ab-arms"
-RECS_TABLE = "ab-recs"
 CHART = "ab_online.png"
 
 
@@ -63,11 +68,7 @@ async def read_arm_counters(bootstrap: str, settings: Settings, *,
     Reads on after the reported end offsets until one fetch comes back empty (embedded
     Tansu under-reports ends after multi-record batches; see docs).
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.errors import UnknownTopicOrPartitionError
 
-    from stream_rec.broker import client_security_kwargs
-    from stream_rec.errors import BrokerError
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, fetch_max_wait_ms=50,
@@ -139,7 +140,6 @@ def summarize(totals: Mapping[str, ArmCounters], *, arm_order: Sequence[str] = (
 
 def write_report(result: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """Write ``ab_online.json`` and, with matplotlib (the ``plots`` extra), the chart."""
-    from stream_rec.report import write_json_then_pyplot
 
     paths = [out_dir / "ab_online.json"]
     plt = write_json_then_pyplot(result, paths[0])

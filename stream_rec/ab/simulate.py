@@ -3,7 +3,7 @@
 Every event goes, in time order, through :meth:`Recommender.observe` of each state group
 (arms with the same item-statistics and profile parameters share one state, as in
 ``stream_rec.evaluation.replay``). Before an event is applied, the user's arm (the
-:class:`~stream_rec.router.Router`, sticky by user) is asked for a top-k list if the user
+:class:`~stream_rec.core.router.Router`, sticky by user) is asked for a top-k list if the user
 has history; the list goes to :class:`Attribution` as a recommendation message, a list that
 holds the item the user really touches next gets a synthetic ``rec_click``, and the real
 event itself goes to attribution too, so a purchase of a recommended item is a conversion.
@@ -19,16 +19,20 @@ from typing import Any
 
 from stream_rec.ab.attribution import DEFAULT_WINDOW_MS, Attribution
 from stream_rec.ab.stats import two_proportion_test
-from stream_rec.candidates import VectorSearch
-from stream_rec.catalog import Catalog
+from stream_rec.core.candidates import VectorSearch
+from stream_rec.core.catalog import Catalog
+from stream_rec.core.events import CatalogItem, Event
+from stream_rec.core.item_stats import ItemStats
+from stream_rec.core.profile import UserProfile
+from stream_rec.core.recommender import Recommender, rec_id_for
+from stream_rec.core.router import Arm as RouterArm
+from stream_rec.core.router import Router
+from stream_rec.datasets import load_dataset
 from stream_rec.errors import ConfigError, ModelError
 from stream_rec.evaluation.arms import Arm, make_arms
-from stream_rec.events import CatalogItem, Event
-from stream_rec.item_stats import ItemStats
-from stream_rec.profile import UserProfile
-from stream_rec.recommender import Recommender, rec_id_for
-from stream_rec.router import Arm as RouterArm
-from stream_rec.router import Router
+from stream_rec.evaluation.model_arm import build_model_hooks
+from stream_rec.evaluation.report import write_json_then_pyplot
+from stream_rec.model.files import resolve_model_path
 
 __all__ = ["CHART", "simulate", "write_report"]
 
@@ -53,7 +57,6 @@ def simulate(dataset_name: str, data_dir: Path | str, *, arms_spec: str = "fast:
     ``limit_events`` > 0 replays only the first N events (time order). Model arms fall back
     to the arms that need no model when the model cannot be loaded (see ``notes``).
     """
-    from stream_rec.datasets import load_dataset
 
     if k <= 0:
         raise ConfigError(f"ab simulate: k must be > 0, got {k}")
@@ -144,7 +147,6 @@ def simulate(dataset_name: str, data_dir: Path | str, *, arms_spec: str = "fast:
 
 def write_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write ``ab.json`` and, when matplotlib is importable, the CTR chart; return paths."""
-    from stream_rec.report import write_json_then_pyplot
 
     paths = [out_dir / "ab.json"]
     plt = write_json_then_pyplot(result, paths[0])
@@ -184,8 +186,6 @@ def _recommender(arm: Arm, catalog: Catalog, stats: ItemStats, k: int,
 def _load_model(model_path: str, items: Sequence[CatalogItem],
                 notes: list[str]) -> VectorSearch | None:
     try:
-        from stream_rec.evaluation.model_arm import build_model_hooks
-        from stream_rec.model_files import resolve_model_path
 
         hooks = build_model_hooks(resolve_model_path(model_path), items)
     except (ImportError, ModelError, OSError) as exc:

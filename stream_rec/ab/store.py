@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 
-from stream_rec import codec
 from stream_rec.ab.online import (
     SERVED_FROM_EVENTS,
     AbParams,
@@ -25,9 +24,14 @@ from stream_rec.ab.online import (
     log_event,
     log_recommendation,
 )
-from stream_rec.events import Event, Recommendation
+from stream_rec.core import codec
+from stream_rec.core.events import Event, Recommendation
 
-__all__ = ["AbStore", "arm_key"]
+__all__ = ["ARMS_TABLE", "RECS_TABLE", "AbStore", "arm_key"]
+
+#: faust table names (their changelogs are ``{app_id}-{name}-changelog``)
+ARMS_TABLE = "ab-arms"
+RECS_TABLE = "ab-recs"
 
 
 def arm_key(arm: str, partition: int) -> str:

@@ -10,10 +10,10 @@ from typing import Any
 
 from rich.console import Console
 
-from stream_rec import codec
 from stream_rec.bench.report import markdown_table, write_report
 from stream_rec.bench.run import BenchOptions, run_sweep
 from stream_rec.config import Settings
+from stream_rec.core import codec
 
 __all__ = ["bench_main"]
 

@@ -17,7 +17,9 @@ from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
-from stream_rec import codec
+from aiokafka import AIOKafkaConsumer
+
+from stream_rec.core import codec
 
 __all__ = ["RecsProbe", "read_arrivals"]
 
@@ -82,7 +84,6 @@ def _main(bootstrap: str, topic: str, out_path: str, client_kwargs: dict[str, An
 
 async def _read(bootstrap: str, topic: str, out_path: Path, client_kwargs: dict[str, Any],
                 count: Synchronized[int], ready: MpEvent, stop: MpEvent) -> None:
-    from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest", **client_kwargs)

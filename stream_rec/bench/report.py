@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stream_rec import codec
 from stream_rec.bench.summary import SUMMARY_KEYS
+from stream_rec.core import codec
 
 __all__ = ["machine", "markdown_table", "write_report"]
 
@@ -76,9 +76,11 @@ def write_report(out_dir: Path, runs: Sequence[dict[str, Any]], *, command: str,
 
 def _plot(path: Path, runs: Sequence[dict[str, Any]]) -> Path | None:
     try:
+        # lazy: matplotlib is the optional "plots" extra
         import matplotlib
 
         matplotlib.use("Agg")
+        # lazy: matplotlib is the optional "plots" extra
         import matplotlib.pyplot as plt
     except ImportError:  # the `plots` extra is not installed
         return None

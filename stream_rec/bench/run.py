@@ -23,18 +23,21 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from stream_rec.bench.probe import RecsProbe
 from stream_rec.bench.summary import RunObservations, summarize
 from stream_rec.bench.workload import due_count, replicate
-from stream_rec.broker import client_security_kwargs, kafka_available
+from stream_rec.broker.publisher import catalog_records, publish
+from stream_rec.broker.security import client_security_kwargs
+from stream_rec.broker.target import BrokerTarget
+from stream_rec.broker.topics import ensure_topics
 from stream_rec.config import Settings
+from stream_rec.core.events import CatalogItem, Event
 from stream_rec.datasets import load_demo
-from stream_rec.events import CatalogItem, Event
-from stream_rec.publisher import catalog_records, publish
-from stream_rec.topics import ensure_topics
-from stream_rec.worker import BrokerTarget, resolve_broker
-from stream_rec.workerproc import WorkerProcess
+from stream_rec.local.brokers import kafka_available, resolve_broker
+from stream_rec.local.processes import WorkerProcess
 
 __all__ = ["BenchOptions", "run_once", "run_sweep"]
 
@@ -171,7 +174,6 @@ async def _load(bootstrap: str, topic: str, group: str,
                 probe: RecsProbe, workers: Sequence[WorkerProcess],
                 procs: Sequence[psutil.Process], client: dict[str, Any], *,
                 tansu: bool) -> _LoadResult:
-    from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2,
                                 max_batch_size=65_536, **client)
@@ -230,7 +232,6 @@ async def _sample_lag(bootstrap: str, topic: str, group: str, client: dict[str, 
     """Once a second: events produced minus applied by the workers (their /metrics), and,
     with ``group_offsets``, produced minus the group's committed offsets on the events
     topic (admin OffsetFetch: Tansu 0.6 answers it in a form aiokafka cannot decode)."""
-    from aiokafka.admin import AIOKafkaAdminClient
 
     admin: AIOKafkaAdminClient | None = None
     if group_offsets:

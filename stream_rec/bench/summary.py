@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream_rec.percentiles import percentile
+from stream_rec.core.percentiles import percentile
 
 __all__ = ["SUMMARY_KEYS", "RunObservations", "summarize"]
 

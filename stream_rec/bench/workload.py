@@ -13,8 +13,8 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
-from stream_rec import codec
-from stream_rec.events import Event
+from stream_rec.core import codec
+from stream_rec.core.events import Event
 
 __all__ = ["due_count", "replicate", "shift_user_id", "users_in"]
 

@@ -22,6 +22,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stream_rec.chaos.harness import chaos_settings, workload
+from stream_rec.chaos.hostile_cases import hostile_markdown
+from stream_rec.chaos.scenarios import SCENARIOS
+from stream_rec.datasets import load_demo
+from stream_rec.local.brokers import start_broker
+
 if TYPE_CHECKING:
     from stream_rec.chaos.harness import ChaosResult
 
@@ -65,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
                      help="prepend to the workers' PYTHONPATH (to try a patched stream_rec)")
     args = parser.parse_args(argv)
     if args.command == "hostile-table":
-        from stream_rec.chaos.hostile_cases import hostile_markdown
 
         sys.stdout.write(hostile_markdown())
         return 0
@@ -76,10 +81,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> ChaosResult:
-    from stream_rec.broker import start_broker
-    from stream_rec.chaos.harness import chaos_settings, workload
-    from stream_rec.chaos.scenarios import SCENARIOS
-    from stream_rec.datasets import load_demo
 
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix=f"chaos-{args.scenario}-"))
     rng = random.Random(args.seed)

@@ -36,19 +36,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from stream_rec import codec
-from stream_rec.broker import RunningBroker, client_security_kwargs
-from stream_rec.catalog import Catalog
+from stream_rec.broker.publisher import catalog_records, event_records, publish
+from stream_rec.broker.security import client_security_kwargs
+from stream_rec.broker.topics import ensure_topics
 from stream_rec.config import Settings
+from stream_rec.core import codec
+from stream_rec.core.catalog import Catalog
+from stream_rec.core.events import CatalogItem, Event, EventLimits, parse_keyed_event
+from stream_rec.core.item_stats import ItemStats
+from stream_rec.core.profile import ProfileParams, UserProfile
+from stream_rec.core.recommender import Recommender, rec_id_for
 from stream_rec.errors import InvalidEvent, StreamRecError
-from stream_rec.events import CatalogItem, Event, EventLimits
-from stream_rec.hostile import bad_events
-from stream_rec.item_stats import ItemStats
-from stream_rec.profile import ProfileParams, UserProfile
-from stream_rec.publisher import catalog_records, event_records, publish
-from stream_rec.recommender import Recommender, rec_id_for
-from stream_rec.topics import ensure_topics
-from stream_rec.workerproc import WorkerProcess
+from stream_rec.local.brokers import RunningBroker
+from stream_rec.local.hostile import bad_events
+from stream_rec.local.processes import WorkerProcess
 
 __all__ = ["COMPARED", "ChaosResult", "Feeder", "Record", "Restart", "Rig", "chaos_settings",
            "workload"]
@@ -508,7 +509,6 @@ class Rig:
 # ----- oracle and checks ----------------------------------------------------------------------
 def oracle_from_log(records: Iterable[Any], settings: Settings) -> _Oracle:
     """Replay the events topic, as stored, through the pure core in one clean pass."""
-    from stream_rec.app import _decode  # the worker's own decoder (imports faust)
 
     limits = EventLimits(max_bytes=settings.max_event_bytes,
                          max_context_keys=settings.max_context_keys,
@@ -523,7 +523,7 @@ def oracle_from_log(records: Iterable[Any], settings: Settings) -> _Oracle:
     valid = 0
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
         try:
-            event = _decode(record.key, record.value, limits)
+            event = parse_keyed_event(record.key, record.value, int(time.time() * 1000), limits)
         except InvalidEvent:
             invalid.add((record.partition, record.offset))
             continue

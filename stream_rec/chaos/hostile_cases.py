@@ -2,8 +2,8 @@
 
 One list of cases (:func:`hostile_cases`) feeds both the unit tests and the table in
 ``docs/reliability.md``; :func:`hostile_table` runs each case through the worker's own
-decoder (``stream_rec.app._decode`` for events, ``parse_catalog_item`` for catalog records)
-and reports the outcome, so the table is regenerated, never written by hand:
+decoder (``stream_rec.core.events.parse_keyed_event`` for events, ``parse_catalog_item``
+for catalog records) and reports the outcome, so the table is regenerated, never written by hand:
 
     python -m stream_rec.chaos hostile-table
 
@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from stream_rec import codec
+from stream_rec.core import codec
+from stream_rec.core.events import EventLimits, parse_catalog_item, parse_keyed_event
 from stream_rec.errors import InvalidEvent
-from stream_rec.events import EventLimits, parse_catalog_item
-from stream_rec.hostile import KINDS
+from stream_rec.local.hostile import KINDS
 
 __all__ = ["ACCEPTED", "HostileCase", "Outcome", "hostile_cases", "hostile_markdown",
            "hostile_table", "run_case"]
@@ -270,7 +270,7 @@ def _event_cases(now: int) -> list[HostileCase]:
     ]
     for kind, make in KINDS.items():
         key, value, field = make("u1", 0, now - 60_000)
-        cases.append(HostileCase(f"demo:{kind}", "stream_rec.hostile", kind.replace("_", " "),
+        cases.append(HostileCase(f"demo:{kind}", "stream_rec.local.hostile", kind.replace("_", " "),
                                  key, value, field))
     return cases
 
@@ -330,13 +330,12 @@ def hostile_cases(now_ms: int | None = None) -> list[HostileCase]:
 
 def run_case(case: HostileCase, limits: EventLimits = _LIMITS) -> Outcome:
     """Put one case through the worker's decoder (the same call the agent makes)."""
-    from stream_rec.app import _decode  # imports faust: only when a case is run
 
     try:
         if case.target == "catalog":
             parse_catalog_item(case.raw, limits)
         else:
-            _decode(case.key, case.raw, limits)
+            parse_keyed_event(case.key, case.raw, int(time.time() * 1000), limits)
     except InvalidEvent as exc:
         return Outcome(False, exc.field, str(exc), rule=exc.rule)
     except Exception as exc:  # any other exception is a finding, reported as such

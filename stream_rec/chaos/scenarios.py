@@ -20,10 +20,10 @@ from typing import Literal
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from stream_rec.broker import RunningBroker
 from stream_rec.chaos.harness import ChaosResult, Record, Rig
 from stream_rec.config import Settings
-from stream_rec.events import CatalogItem
+from stream_rec.core.events import CatalogItem
+from stream_rec.local.brokers import RunningBroker
 
 __all__ = ["SCENARIOS", "StateOnRestart", "broker_restart", "kill_during_catch_up", "kill_loop",
            "model_stall", "slow_consumer", "two_workers_rebalance"]

@@ -27,9 +27,9 @@ import html
 import json
 from pathlib import Path
 
+from stream_rec.core.events import CatalogItem, Event
 from stream_rec.datasets.dataset import Dataset, column_index, find_file, open_text
 from stream_rec.errors import DatasetError
-from stream_rec.events import CatalogItem, Event
 
 __all__ = ["NAME", "SYNTHETIC_START_MS", "SYNTHETIC_STEP_MS", "find_categories",
            "load_amazon_minionerec"]

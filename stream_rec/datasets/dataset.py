@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from stream_rec.core.events import CatalogItem, Event
 from stream_rec.errors import DatasetError
-from stream_rec.events import CatalogItem, Event
 
 __all__ = ["Dataset", "column_index", "find_file", "open_text"]
 

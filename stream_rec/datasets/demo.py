@@ -14,10 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from stream_rec import codec
+from stream_rec.core import codec
+from stream_rec.core.events import parse_catalog_item, parse_event
 from stream_rec.datasets.dataset import Dataset
 from stream_rec.errors import DatasetError, InvalidEvent
-from stream_rec.events import parse_catalog_item, parse_event
 
 __all__ = ["CATALOG_FILE", "DEMO_NAME", "EVENTS_FILE", "load_demo", "write_jsonl_gz"]
 

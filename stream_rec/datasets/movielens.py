@@ -12,7 +12,7 @@ Mapping, chosen so the recommender sees ratings as its strongest signal:
   ``category`` the genres pipe-joined as given ("" for "(no genres listed)"), no price.
 
 tags.csv and links.csv are not read. Note that about 11% of ml-latest-small's ratings are
-older than 2000-01-01, which :func:`stream_rec.events.parse_event` rejects on the wire.
+older than 2000-01-01, which :func:`stream_rec.core.events.parse_event` rejects on the wire.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from stream_rec.core.events import CatalogItem, Event
 from stream_rec.datasets.dataset import Dataset, column_index, find_file, open_text
 from stream_rec.errors import DatasetError
-from stream_rec.events import CatalogItem, Event
 
 __all__ = ["NAME", "load_movielens"]
 

@@ -26,9 +26,9 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stream_rec.core.events import CatalogItem, Event
 from stream_rec.datasets.dataset import Dataset, column_index, find_file, open_text
 from stream_rec.errors import DatasetError
-from stream_rec.events import CatalogItem, Event
 
 __all__ = ["FILE_NAME", "MAX_QUANTITY", "NAME", "is_product_code", "load_online_retail",
            "product_type"]

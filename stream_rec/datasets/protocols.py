@@ -11,7 +11,7 @@ A :class:`Split` is replayed like this::
 so ``TestCase.at_index`` counts positions in ``split.train_events``; every case sees the
 state built from ``train_events[:at_index]``. Rank ``split.item_ids`` minus ``case.masked``
 (or only ``case.candidates`` when set) and score with ``split.metrics`` keys through
-:class:`stream_rec.ranking_metrics.RankingAccumulator`.
+:class:`stream_rec.evaluation.metrics.RankingAccumulator`.
 
 Protocols (see docs in each function): ``llamarec``, ``minionerec``, ``time-split``,
 ``sampled-100``.
@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
+from stream_rec.core.events import Event
 from stream_rec.datasets.dataset import Dataset
 from stream_rec.errors import ConfigError, DatasetError
-from stream_rec.events import Event
 
 __all__ = [
     "DEFAULT_PROTOCOLS",

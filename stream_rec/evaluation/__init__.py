@@ -2,7 +2,7 @@
 
     evaluate("movielens", dir, "llamarec", out_dir="eval/") → results dict (+ report files)
 
-Each arm is a :class:`~stream_rec.recommender.Recommender` configuration; the split's
+Each arm is a :class:`~stream_rec.core.recommender.Recommender` configuration; the split's
 training events go through ``Recommender.observe`` one at a time (deltas folded into the
 arm's ``ItemStats``), and each test case through ``Recommender.recommend``. See
 ``docs/accuracy.md`` for results and commands.

@@ -1,4 +1,5 @@
-"""Evaluation arms: named configurations of the one :class:`~stream_rec.recommender.Recommender`.
+"""Evaluation arms: named configurations of the one
+:class:`~stream_rec.core.recommender.Recommender`.
 
 Every arm, baselines included, is the worker's own recommender with different source
 weights or decay, so there is no second implementation to drift from what runs:
@@ -22,10 +23,10 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from stream_rec.core.item_stats import StatsParams
+from stream_rec.core.profile import ProfileParams
+from stream_rec.core.ranking import DEFAULT_WEIGHTS, RankParams
 from stream_rec.errors import ConfigError
-from stream_rec.item_stats import StatsParams
-from stream_rec.profile import ProfileParams
-from stream_rec.ranking import DEFAULT_WEIGHTS, RankParams
 
 __all__ = ["ARM_NAMES", "BASELINES", "MODEL_ARMS", "SLM_SIMILAR_WEIGHT", "TINY", "Arm",
            "ablation_arms", "make_arms"]

@@ -1,9 +1,9 @@
 """The ``slm`` arm's model side, built exactly as the worker builds it.
 
-The evaluator loads the small language model (:class:`stream_rec.llm.SlmModel`) once,
-embeds the catalog with :func:`stream_rec.semantic.embed_catalog`, and gives
+The evaluator loads the small language model (:class:`stream_rec.model.llama.SlmModel`) once,
+embeds the catalog with :func:`stream_rec.model.semantic.embed_catalog`, and gives
 ``Recommender(vector_search=SemanticIndex.search)`` — the worker's own ``similar`` source
-(``stream_rec.model_runtime``): a user's taste vector is computed from their recent items
+(``stream_rec.serving.model_runtime``): a user's taste vector is computed from their recent items
 when asked, so nothing extra is stored per user and no replay hook is needed per event.
 """
 
@@ -17,6 +17,8 @@ from stream_rec.datasets import Split
 from stream_rec.errors import ConfigError, ModelError
 from stream_rec.evaluation.arms import MODEL_ARMS
 from stream_rec.evaluation.replay import ModelHooks, rss_mb
+from stream_rec.model.files import resolve_model_path
+from stream_rec.model.semantic import SemanticIndex, embed_catalog
 
 __all__ = ["build_model_hooks", "model_hooks_factory"]
 
@@ -34,7 +36,6 @@ def model_hooks_factory(names: Sequence[str] | None, *, model_path: str = "",
     if not wanted:
         return None
     try:
-        from stream_rec.model_files import resolve_model_path
 
         path = resolve_model_path(model_path)
     except (ImportError, ModelError) as exc:
@@ -51,8 +52,8 @@ def model_hooks_factory(names: Sequence[str] | None, *, model_path: str = "",
 def build_model_hooks(path: Path, catalog_items: Sequence[Any], *, n_threads: int = 1,
                       progress: bool = False) -> ModelHooks:
     """Load the model, embed the catalog into a SemanticIndex, return its search."""
-    from stream_rec.llm import SlmModel
-    from stream_rec.semantic import SemanticIndex, embed_catalog
+    # lazy: llama_cpp loads a native library: only model arms need it
+    from stream_rec.model.llama import SlmModel
 
     before = rss_mb()
     model = SlmModel(path, n_threads=n_threads)

@@ -18,15 +18,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from stream_rec.candidates import VectorSearch
-from stream_rec.catalog import Catalog
+import psutil
+from tqdm import tqdm
+
+from stream_rec.core.candidates import VectorSearch
+from stream_rec.core.catalog import Catalog
+from stream_rec.core.events import CatalogItem, Event
+from stream_rec.core.item_stats import ItemStats
+from stream_rec.core.profile import UserProfile
+from stream_rec.core.recommender import Recommender
 from stream_rec.datasets import Split, TestCase
 from stream_rec.evaluation.arms import Arm
-from stream_rec.events import CatalogItem, Event
-from stream_rec.item_stats import ItemStats
-from stream_rec.profile import UserProfile
-from stream_rec.ranking_metrics import RankingAccumulator
-from stream_rec.recommender import Recommender
+from stream_rec.evaluation.metrics import RankingAccumulator
 
 __all__ = ["ArmTally", "GroupTally", "ModelHooks", "curve_ks", "replay_group", "rss_mb"]
 
@@ -91,7 +94,6 @@ def curve_ks(top_k: int) -> tuple[int, ...]:
 
 def rss_mb() -> float:
     """This process's resident set size now, in MB."""
-    import psutil
 
     return float(psutil.Process().memory_info().rss) / 2**20
 
@@ -214,7 +216,6 @@ class _NoBar:
 def _progress(total: int, desc: str, enabled: bool) -> _NoBar:
     if not enabled:
         return _NoBar()
-    from tqdm import tqdm
 
     bar: _NoBar = tqdm(total=total, desc=desc, unit="ev", unit_scale=True, mininterval=0.5,
                        file=sys.stderr, leave=False)

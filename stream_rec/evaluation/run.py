@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from stream_rec.core.percentiles import percentile
 from stream_rec.datasets import DEFAULT_PROTOCOLS, Split, TestCase, load_dataset
 from stream_rec.errors import ConfigError
 from stream_rec.evaluation.arms import Arm, make_arms
@@ -30,8 +33,8 @@ from stream_rec.evaluation.replay import (
     ModelHooks,
     replay_group,
 )
+from stream_rec.evaluation.report import write_report
 from stream_rec.evaluation.stages import split_for_stage
-from stream_rec.percentiles import percentile
 
 __all__ = ["CostModel", "evaluate", "evaluate_split", "machine_info"]
 
@@ -97,7 +100,6 @@ def evaluate(
     results["command"] = command if command is not None else " ".join(
         [Path(sys.argv[0]).name, *sys.argv[1:]])
     if out_dir is not None:
-        from stream_rec.report import write_report
 
         write_report(results, Path(out_dir), plots=plots)
     return results
@@ -251,7 +253,6 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     try:
-        import psutil
 
         ram_gb = round(psutil.virtual_memory().total / 2**30, 1)
     except ImportError:  # pragma: no cover - psutil is a dependency

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from pipeline_support import DEMO, Pipeline
 
-from stream_rec.broker import RunningBroker
+from stream_rec.broker.publisher import catalog_records
+from stream_rec.broker.topics import ensure_topics
 from stream_rec.config import Settings
-from stream_rec.publisher import catalog_records
-from stream_rec.topics import ensure_topics
+from stream_rec.local.brokers import RunningBroker
 
 
 @pytest.fixture

@@ -11,15 +11,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from stream_rec import codec
 from stream_rec.ab.online import ArmCounters
 from stream_rec.ab.report import read_arm_counters
-from stream_rec.broker import RunningBroker
+from stream_rec.broker.publisher import publish
 from stream_rec.config import Settings
+from stream_rec.core import codec
+from stream_rec.core.events import Event
 from stream_rec.datasets import load_demo
-from stream_rec.events import Event
-from stream_rec.publisher import publish
-from stream_rec.workerproc import WorkerProcess
+from stream_rec.local.brokers import RunningBroker
+from stream_rec.local.processes import WorkerProcess
 
 DEMO = load_demo()
 WARMUP = DEMO.events[:300]  # real purchases: item statistics for the fast scorer

@@ -32,10 +32,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from stream_rec.broker import KAFKA_VERSION
 from stream_rec.config import ENV_VARS, Settings
 from stream_rec.errors import ConfigError
-from stream_rec.metrics import WorkerMetrics
+from stream_rec.local.brokers import KAFKA_VERSION
+from stream_rec.serving.metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -50,7 +50,7 @@ K8S_VERSION = "1.30"
 DEFAULTS = Settings()
 WEB_PORT = DEFAULTS.web_port
 STREAM_REC_IMAGE = "stream-rec:0.1.0"
-# Metrics that come from exporters, not from stream_rec.metrics: name → where from.
+# Metrics that come from exporters, not from stream_rec.serving.metrics: name → where from.
 EXPORTER_METRICS = {"kafka_consumergroup_lag": "kafka-exporter"}
 ENV_NAME = re.compile(r"\bSTREAM_REC_[A-Z0-9_]+\b")
 TOPIC_NAME = re.compile(r"\bstream-rec\.(?!(?:json|ya?ml)\b)[a-z][a-z-]*\b")

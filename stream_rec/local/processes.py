@@ -1,0 +1,125 @@
+"""Start, watch and stop worker processes (used by the demo, the benchmark and tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream_rec.config import Settings
+from stream_rec.core import codec
+from stream_rec.errors import StreamRecError
+from stream_rec.local.brokers import free_port
+
+__all__ = ["WorkerProcess"]
+
+
+class WorkerProcess:
+    """One ``stream-rec worker`` subprocess with its own web port and log file."""
+
+    def __init__(self, settings: Settings, *, log_path: Path, web_port: int | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.settings = replace(settings, web_port=web_port or free_port(),
+                                web_host="127.0.0.1")
+        self.log_path = log_path
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.web_port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> WorkerProcess:
+        env = {**os.environ, **self.settings.to_env(), **self.extra_env}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "stream_rec", "worker"], env=env, stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout_s: float = 90.0) -> float:
+        """Block until ``/readyz`` answers 200; returns the seconds it took."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if not self.alive():
+                raise StreamRecError(f"worker exited with {self.proc and self.proc.returncode}"
+                                     f" before it was ready; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        return time.monotonic() - started
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        raise StreamRecError(f"worker not ready after {timeout_s:.0f} s; see {self.log_path}")
+
+    def readyz(self) -> dict[str, Any]:
+        """The worker's ``/readyz`` JSON (also when it answers 503: not ready)."""
+        try:
+            with urllib.request.urlopen(self.url + "/readyz", timeout=5) as response:
+                data: dict[str, Any] = codec.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            data = codec.loads(exc.read())
+        return data
+
+    def metrics(self) -> dict[str, float]:
+        """Scrape ``/metrics``: sample name (with labels) → value."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return out
+
+    def metric_total(self, name: str) -> float:
+        """Sum of every sample named ``name`` across labels."""
+        return sum(v for k, v in self.metrics().items() if k == name or k.startswith(name + "{"))
+
+    def state(self, user_id: str) -> dict[str, object] | None:
+        try:
+            with urllib.request.urlopen(f"{self.url}/state/{user_id}", timeout=5) as response:
+                data: dict[str, object] = codec.loads(response.read())
+                return data
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout_s``; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no goodbye."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)

@@ -1,0 +1,248 @@
+"""faust wiring only: topics, tables, agents, timers, tasks and web pages of one SLM worker.
+
+    stream-rec.events ──▶ process-events ──▶ users table (RocksDB, changelogged)
+           (by user)        │ ├──▶ stream-rec.recs             slm / holdout arms, at once
+                            │ ├──▶ stream-rec.rerank-requests  LLM arms: to the LLM worker
+                            │ ├──▶ stream-rec.dlq              bad input: reason + bytes
+                            │ ├──▶ stream-rec.item-deltas ──▶ every replica's ItemStats
+                            │ └──▶ ab-recs / ab-arms tables    served recs, clicks, purchases
+    stream-rec.rerank-results ──▶ follow-rerank-results ─┐  the LLM order, or the fast list
+    expire-llm-pending (timer, 50 ms) ───────────────────┴▶ stream-rec.llm-recs (by user)
+    stream-rec.llm-recs ──▶ publish-llm-recs ──▶ ab-recs / ab-arms ──▶ stream-rec.recs
+    stream-rec.catalog ─────────────────────────────────────▶ every replica's Catalog
+
+What each message does is decided in :mod:`stream_rec.serving.handlers` (no faust there);
+this module only moves messages between faust and the handlers. Attribution tables can
+only be written inside a stream (faust changelogs a write to the partition of the message
+being processed), so an LLM-arm recommendation decided by a task is counted by the agent
+of the internal ``llm-recs`` topic, co-partitioned with the events by user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+
+from stream_rec.ab.online import AbParams
+from stream_rec.ab.store import ARMS_TABLE, RECS_TABLE, AbStore
+from stream_rec.broker import faust_transport
+from stream_rec.broker.faust_transport import faust_credentials
+from stream_rec.broker.security import client_security_kwargs
+from stream_rec.config import Settings
+from stream_rec.core import codec
+from stream_rec.core.events import Recommendation
+from stream_rec.llm.follower import RerankResultsFollower
+from stream_rec.llm.messages import RerankResult
+from stream_rec.serving import web
+from stream_rec.serving.handlers import EventHandler, LlmRecHandler, Outputs
+from stream_rec.serving.runtime import WorkerRuntime, build_runtime
+
+__all__ = ["ROCKSDB_OPTIONS", "create_app"]
+
+log = logging.getLogger(__name__)
+
+_DELTA_FLUSH_COUNT = 256
+_DELTA_FLUSH_INTERVAL_S = 0.1
+_EXPIRE_INTERVAL_S = 0.05
+# Small RocksDB footprint per table partition (faust's defaults are a 2 GiB block cache).
+ROCKSDB_OPTIONS = {"block_cache_size": 8 * 1024 * 1024, "write_buffer_size": 4 * 1024 * 1024,
+                   "max_write_buffer_number": 2, "block_cache_compressed_size": 0}
+
+
+def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> faust.App:
+    """Build the faust app for one worker process; ``tansu`` enables its workarounds."""
+    app = _faust_app(settings, bootstrap, tansu)
+    runtime = build_runtime(settings, bootstrap)
+    app.stream_rec = runtime  # type: ignore[attr-defined]
+    out = _Sender(app, runtime)
+    users = _table(app, "users", settings)
+    if settings.attribution_enabled:
+        runtime.ab = AbStore(_table(app, RECS_TABLE, settings), _table(app, ARMS_TABLE, settings),
+                             AbParams(window_ms=int(settings.ab_window_s * 1000),
+                                      max_recs=settings.ab_recs_per_user))
+    handler = EventHandler(runtime, users)
+
+    @app.agent(out.events, name="process-events")
+    async def process_events(stream: faust.StreamT[bytes]) -> None:
+        async for fevent in stream.events():
+            await out.send(await handler.handle(fevent.message))
+            await out.flush_deltas(force=False)
+
+    follower = _wire_llm_arm(app, runtime, out, bootstrap, tansu) if runtime.has_llm_arm else None
+
+    @app.timer(_DELTA_FLUSH_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def flush_deltas_timer() -> None:
+        await out.flush_deltas(force=True)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_shared_state() -> None:
+        assert runtime.replicated is not None
+        await runtime.replicated.run()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def embed_new_items() -> None:
+        while runtime.model is not None and not app.should_stop:
+            caught_up = runtime.replicated is not None and runtime.replicated.caught_up.is_set()
+            await runtime.model.embed_pending(runtime.metrics, caught_up=caught_up)
+            await asyncio.sleep(0.05)
+
+    web.add_pages(app, runtime, users, lambda: _ready(app, runtime, follower))
+    return app
+
+
+class _Sender:
+    """The worker's output topics, and sending a handler's :class:`Outputs` to them."""
+
+    def __init__(self, app: faust.App, runtime: WorkerRuntime) -> None:
+        topics, partitions = runtime.settings.topics, runtime.settings.partitions
+        self.runtime = runtime
+        self.events = _raw_topic(app, topics.events, partitions=partitions)
+        self.recs = _raw_topic(app, topics.recs, partitions=partitions)
+        self.dlq = _raw_topic(app, topics.dlq)
+        self.deltas = _raw_topic(app, topics.item_deltas)
+        self.requests = _raw_topic(app, topics.rerank_requests)
+        self.llm_recs: Any = None  # declared only by workers with an LLM arm
+
+    async def send(self, outputs: Outputs) -> None:
+        for letter in outputs.dead_letters:
+            await self.dlq.send(key=letter.key, value=letter.value)
+        for request in outputs.rerank_requests:
+            await self.requests.send(key=request.user_id.encode(),
+                                     value=codec.dumps(request.to_dict()))
+        for rec in outputs.recs:
+            await self.emit(rec)
+
+    async def emit(self, rec: Recommendation) -> None:
+        metrics = self.runtime.metrics
+        await self.recs.send(key=rec.user_id.encode(), value=codec.dumps(rec.to_dict()))
+        metrics.recs.labels(rec.arm, rec.model, str(rec.degraded).lower()).inc()
+        metrics.rec_latency.labels(rec.arm).observe(rec.latency_ms / 1000.0)
+
+    async def decided(self, rec: Recommendation) -> None:
+        """An LLM-arm recommendation decided outside a stream: to the llm-recs topic."""
+        await self.llm_recs.send(key=rec.user_id.encode(), value=codec.dumps(rec.to_dict()))
+
+    async def flush_deltas(self, *, force: bool) -> None:
+        runtime = self.runtime
+        due = (len(runtime.pending_deltas) >= _DELTA_FLUSH_COUNT
+               or time.monotonic() - runtime.last_delta_flush > _DELTA_FLUSH_INTERVAL_S)
+        if not (force or due):
+            return
+        if runtime.pending_deltas:
+            batch, runtime.pending_deltas = runtime.pending_deltas, []
+            await self.deltas.send(value=codec.dumps(batch))
+        runtime.last_delta_flush = time.monotonic()
+
+
+def _wire_llm_arm(app: faust.App, runtime: WorkerRuntime, out: _Sender, bootstrap: str,
+                  tansu: bool) -> RerankResultsFollower:
+    """The LLM arm's plumbing, only for workers whose arms include one: the results
+    follower, the deadline timer, the llm-recs agent and the drain at shutdown."""
+    settings, metrics = runtime.settings, runtime.metrics
+    out.llm_recs = _raw_topic(app, settings.topics.llm_recs, partitions=settings.partitions)
+    llm_recs_handler = LlmRecHandler(runtime, lambda: int(time.time() * 1000))
+
+    @app.agent(out.llm_recs, name="publish-llm-recs")
+    async def publish_llm_recs(stream: faust.StreamT[bytes]) -> None:
+        async for fevent in stream.events():
+            await out.send(await llm_recs_handler.handle(fevent.message))
+
+    async def on_result(result: RerankResult) -> None:
+        rec = runtime.llm_arm.on_result(result, int(time.time() * 1000))
+        if rec is None:
+            metrics.llm_arm.labels("late").inc()
+            return
+        metrics.llm_arm.labels("reranked" if not rec.degraded else
+                               f"result_{result.status}").inc()
+        await out.decided(rec)
+
+    follower = RerankResultsFollower(
+        bootstrap=bootstrap, topic=settings.topics.rerank_results,
+        worker_id=runtime.llm_arm.worker_id,
+        on_result=on_result, client_kwargs=client_security_kwargs(settings),
+        fetch_max_wait_ms=faust_transport.TANSU_FETCH_MAX_WAIT_MS if tansu else 100)
+
+    @app.timer(_EXPIRE_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def expire_llm_pending() -> None:
+        for rec in runtime.llm_arm.expire(int(time.time() * 1000)):
+            metrics.llm_arm.labels("deadline").inc()
+            await out.decided(rec)
+        metrics.llm_pending.set(len(runtime.llm_arm))
+        metrics.llm_pending_max.set(runtime.llm_arm.max_pending_seen)
+
+    async def send_pending_as_fallbacks(sender: Any, /, *args: Any, signal: Any,
+                                        **kwargs: Any) -> None:
+        # the consumer has stopped: send to the users now, and to llm-recs to be counted by
+        # whichever worker reads that partition next (it forwards a copy: same rec_id)
+        for rec in runtime.llm_arm.drain(int(time.time() * 1000)):
+            try:
+                await out.emit(rec)
+                await out.decided(rec)
+            except Exception:  # the producer may be going away: nothing more to do
+                log.exception("could not send fallback %s at shutdown", rec.rec_id)
+
+    app.on_before_shutdown.connect(send_pending_as_fallbacks)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_rerank_results() -> None:
+        await follower.run()
+
+    return follower
+
+
+def _faust_app(settings: Settings, bootstrap: str, tansu: bool) -> faust.App:
+    faust_transport.register()
+    scheme = faust_transport.TANSU_SCHEME if tansu else faust_transport.KAFKA_SCHEME
+    return faust.App(
+        settings.app_id,
+        broker=f"{scheme}://{bootstrap}",
+        broker_credentials=faust_credentials(settings),
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        processing_guarantee=settings.processing_guarantee,
+        table_standby_replicas=settings.standby_replicas,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=6.0,
+        broker_rebalance_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        producer_max_batch_size=_batch_bytes(settings, tansu),
+        producer_linger=0.005,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_in_thread=False,
+    )
+
+
+def _raw_topic(app: faust.App, name: str, **kwargs: Any) -> Any:
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", **kwargs)
+
+
+def _table(app: faust.App, name: str, settings: Settings) -> Any:
+    # str keys (JSON-serialised) and raw orjson bytes values; see FACTS on key types.
+    return app.Table(name, key_type=str, value_type=bytes, partitions=settings.partitions,
+                     options=dict(ROCKSDB_OPTIONS))
+
+
+def _ready(app: faust.App, runtime: WorkerRuntime,
+           follower: RerankResultsFollower | None) -> bool:
+    recovered = app.tables.recovery.completed.is_set() if app.tables else True  # type: ignore[attr-defined]
+    caught_up = runtime.replicated is not None and runtime.replicated.caught_up.is_set()
+    embedded = runtime.model is None or runtime.model.warm
+    following = follower is None or follower.ready.is_set()
+    return bool(recovered and caught_up and embedded and following and not app.rebalancing)
+
+
+def _batch_bytes(settings: Settings, tansu: bool) -> int:
+    if settings.producer_max_batch_bytes > 0:
+        return settings.producer_max_batch_bytes
+    return 16 if tansu else 16_384

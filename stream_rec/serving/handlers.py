@@ -1,0 +1,207 @@
+"""What the worker does with one message: event → state → recommendation, with no faust.
+
+The faust agents in :mod:`stream_rec.serving.app` hand each message to a handler here and
+send what it returns. A handler reads and writes the user's state through a plain mapping
+(the worker's changelogged ``users`` table, a dict in tests) and never raises on input:
+anything undecodable or failing becomes a dead-letter record.
+
+    EventHandler.handle(message) → Outputs(recs, rerank_requests, dead_letters)
+    LlmRecHandler.handle(message) → Outputs(recs=[the decided LLM-arm rec], …)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from stream_rec.ab.online import SERVED_FROM_EVENTS, SERVED_FROM_LLM
+from stream_rec.core import codec
+from stream_rec.core.events import Event, Recommendation, parse_keyed_event, parse_recommendation
+from stream_rec.core.profile import UserProfile
+from stream_rec.errors import InvalidEvent
+from stream_rec.llm.messages import RerankRequest
+from stream_rec.serving.arms import llm_request, recommendation
+from stream_rec.serving.dlq import dlq_label, dlq_record
+from stream_rec.serving.runtime import WorkerRuntime
+
+__all__ = ["DeadLetter", "EventHandler", "LlmRecHandler", "Outputs", "SourceMessage"]
+
+log = logging.getLogger(__name__)
+
+
+class SourceMessage(Protocol):
+    """The parts of a consumed record a handler reads (faust's ``Message`` has them)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A dead-letter record to send, keyed by the original message's key."""
+
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(slots=True)
+class Outputs:
+    """What one message makes the worker send, in this order: dead letters, rerank requests
+    to the LLM worker, recommendations to the recs topic."""
+
+    recs: list[Recommendation] = field(default_factory=list)
+    rerank_requests: list[RerankRequest] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _DeadLettering:
+    """Builds dead-letter records and counts them (shared by both handlers)."""
+
+    def __init__(self, runtime: WorkerRuntime, clock_ms: Callable[[], int]) -> None:
+        self.runtime = runtime
+        self.clock_ms = clock_ms
+
+    def dead_letter(self, message: SourceMessage, field_name: str, rule: str, shown: str,
+                    reason: str) -> DeadLetter:
+        record = dlq_record(topic=message.topic, partition=message.partition,
+                            offset=message.offset, key=message.key, value=message.value,
+                            field_name=field_name, rule=rule, shown=shown, reason=reason,
+                            now_ms=self.clock_ms())
+        log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition,
+                    message.offset, reason)
+        self.runtime.metrics.dlq.labels(dlq_label(field_name)).inc()
+        return DeadLetter(message.key, codec.dumps(record))
+
+
+class EventHandler(_DeadLettering):
+    """One event: validate, fold into the user's state, and answer a trigger.
+
+    ``users`` maps user id → the profile as orjson bytes. A redelivered event changes
+    nothing (the profile remembers source offsets and event ids) but is written back, so
+    the changelog catches up with a write a crash left on the local disk only.
+    """
+
+    def __init__(self, runtime: WorkerRuntime, users: MutableMapping[str, bytes],
+                 clock_ms: Callable[[], int] = _now_ms) -> None:
+        super().__init__(runtime, clock_ms)
+        self.users = users
+
+    async def handle(self, message: SourceMessage) -> Outputs:
+        """Never raises: bad input and failures become dead letters."""
+        out = Outputs()
+        try:
+            event = parse_keyed_event(message.key, message.value, self.clock_ms(),
+                                      self.runtime.limits)
+        except InvalidEvent as exc:
+            out.dead_letters.append(self.dead_letter(message, exc.field, exc.rule, exc.value,
+                                                     str(exc)))
+            return out
+        except Exception as exc:  # a decoder bug must cost one message, never the agent
+            log.exception("decoding %s[%s]@%s failed", message.topic, message.partition,
+                          message.offset)
+            out.dead_letters.append(self.dead_letter(
+                message, "<message>", "could not be decoded", type(exc).__name__,
+                repr(exc)[:200]))
+            return out
+        try:
+            await self._apply_and_recommend(event, message, out)
+        except Exception as exc:  # the agent must survive anything a single event triggers
+            log.exception("event %s[%s]@%s failed", message.topic, message.partition,
+                          message.offset)
+            out.dead_letters.append(self.dead_letter(
+                message, "<processing>", "raised an unexpected error", type(exc).__name__,
+                repr(exc)))
+        return out
+
+    async def _apply_and_recommend(self, event: Event, message: SourceMessage,
+                                   out: Outputs) -> None:
+        runtime, metrics = self.runtime, self.runtime.metrics
+        stored = self.users.get(event.user_id)
+        before = (UserProfile.from_dict(codec.loads(stored)) if stored
+                  else UserProfile.new(event.user_id))
+        obs = runtime.recommender.observe(before, event, partition=message.partition,
+                                          offset=message.offset)
+        if obs.applied:
+            self.users[event.user_id] = codec.dumps(obs.profile.to_dict())
+            metrics.events.labels(event.type).inc()
+            if obs.delta is not None:
+                runtime.pending_deltas.append(obs.delta.to_list())
+        else:
+            if stored is not None:
+                self.users[event.user_id] = stored
+            metrics.duplicates.inc()
+        if runtime.ab is not None and event.type in ("rec_click", "purchase"):
+            note = runtime.ab.on_event(event, partition=message.partition,
+                                       offset=message.offset)
+            metrics.attribution.labels("events", note).inc()
+        if event.type in runtime.settings.trigger_types:
+            await self._serve(event, obs.profile, message, out)
+
+    async def _serve(self, event: Event, profile: UserProfile, message: SourceMessage,
+                     out: Outputs) -> None:
+        runtime, metrics = self.runtime, self.runtime.metrics
+        arm = runtime.router.assign(event.user_id)
+        if runtime.arm_kind(arm) == "llm":
+            outcome = llm_request(runtime, profile, event, arm, message.timestamp)
+            if isinstance(outcome, RerankRequest):
+                out.rerank_requests.append(outcome)
+                metrics.llm_arm.labels("sent").inc()
+                return
+            if outcome is None:
+                return
+            metrics.llm_arm.labels(outcome.fallback_reason or "nothing_to_rerank").inc()
+            rec = outcome
+        else:
+            rec = await recommendation(runtime, profile, event, message.timestamp, arm)
+        if runtime.ab is not None:
+            note = runtime.ab.on_recommendation(rec, partition=message.partition,
+                                                offset=message.offset,
+                                                source=SERVED_FROM_EVENTS)
+            metrics.attribution.labels("recs", note).inc()
+        out.recs.append(rec)
+
+
+class LlmRecHandler(_DeadLettering):
+    """One message of the internal ``llm-recs`` topic: an LLM-arm recommendation decided by
+    a task (result, deadline or shutdown), counted here, in a stream, then sent."""
+
+    async def handle(self, message: SourceMessage) -> Outputs:
+        """Never raises: an undecodable record becomes a dead letter."""
+        out = Outputs()
+        try:
+            rec = parse_recommendation(message.value or b"")
+        except InvalidEvent as exc:
+            out.dead_letters.append(self.dead_letter(message, exc.field, exc.rule, exc.value,
+                                                     str(exc)))
+            return out
+        now_ms = self.clock_ms()  # latency counts the hop through llm-recs too
+        rec = replace(rec, generated_at_ms=now_ms,
+                      latency_ms=rec.latency_ms + max(0, now_ms - rec.generated_at_ms))
+        ab = self.runtime.ab
+        try:
+            if ab is not None:
+                note = ab.on_recommendation(rec, partition=message.partition,
+                                            offset=message.offset, source=SERVED_FROM_LLM)
+                self.runtime.metrics.attribution.labels("llm-recs", note).inc()
+        except Exception:  # attribution must never cost the recommendation
+            log.exception("attributing %s[%s]@%s failed", message.topic, message.partition,
+                          message.offset)
+        out.recs.append(rec)  # a redelivery sends it again: consumers deduplicate on rec_id
+        return out

@@ -1,0 +1,112 @@
+"""One SLM worker's runtime: recommender, router, metrics, model side, replicated state.
+
+Built once per process by :func:`build_runtime`; the handlers and faust wiring read it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream_rec.ab.store import AbStore
+from stream_rec.broker.security import client_security_kwargs
+from stream_rec.config import Settings
+from stream_rec.core.catalog import Catalog
+from stream_rec.core.events import EventLimits
+from stream_rec.core.item_stats import ItemStats, StatsParams
+from stream_rec.core.profile import ProfileParams
+from stream_rec.core.ranking import RankParams
+from stream_rec.core.recommender import Recommender
+from stream_rec.core.router import Router
+from stream_rec.llm.arm import LlmArm
+from stream_rec.serving.metrics import WorkerMetrics
+from stream_rec.serving.model_runtime import ModelRuntime
+from stream_rec.serving.replicated import ReplicatedState
+
+__all__ = ["FAST_MODEL", "WorkerRuntime", "build_runtime", "worker_id"]
+
+#: the model name of recommendations made without the language model
+FAST_MODEL = "fast-scorer"
+
+
+def worker_id() -> str:
+    """A new id for this worker process (results of its rerank requests name it)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class WorkerRuntime:
+    """What the agents need besides faust: recommender, router, limits, metrics, arms."""
+
+    settings: Settings
+    recommender: Recommender
+    router: Router
+    metrics: WorkerMetrics
+    limits: EventLimits
+    llm_arm: LlmArm
+    model: ModelRuntime | None = None
+    replicated: ReplicatedState | None = None
+    ab: AbStore | None = None
+    pending_deltas: list[list[Any]] = field(default_factory=list)
+    last_delta_flush: float = field(default_factory=time.monotonic)
+
+    @property
+    def model_name(self) -> str:
+        return self.model.name if self.model is not None else FAST_MODEL
+
+    @property
+    def has_llm_arm(self) -> bool:
+        """Whether any configured arm is served by the LLM worker."""
+        return any(self.arm_kind(arm.name) == "llm" for arm in self.router.arms)
+
+    def arm_kind(self, arm: str) -> str:
+        """``llm``, ``holdout`` or ``slm``."""
+        if arm in self.settings.llm_arms:
+            return "llm"
+        if arm in self.settings.holdout_arms:
+            return "holdout"
+        return "slm"
+
+
+def build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
+    """The recommender, router, metrics, model and replicated state of one SLM worker."""
+    catalog = Catalog()
+    stats = ItemStats(StatsParams(popularity_half_life_s=settings.popularity_half_life_s,
+                                  covisit_window=settings.covisit_window,
+                                  max_neighbours=settings.covisit_max_neighbours))
+    recommender = Recommender(
+        catalog, stats,
+        rank_params=RankParams(top_k=settings.top_k, per_source=settings.candidates_per_source),
+        profile_params=ProfileParams(recent_items=settings.recent_items,
+                                     half_life_s=settings.half_life_s,
+                                     dedupe_window=settings.dedupe_window),
+    )
+    metrics = WorkerMetrics()
+    metrics.llm_pending_limit.set(settings.llm_max_pending)
+    model = ModelRuntime.load(settings) if settings.model_path != "none" else None
+    if model is not None:
+        recommender.vector_search = model.semantic.search
+    runtime = WorkerRuntime(
+        settings=settings,
+        recommender=recommender,
+        router=Router.from_spec(settings.arms, settings.experiment_salt),
+        metrics=metrics,
+        model=model,
+        limits=EventLimits(max_bytes=settings.max_event_bytes,
+                           max_context_keys=settings.max_context_keys,
+                           max_future_skew_ms=int(settings.max_future_skew_s * 1000)),
+        llm_arm=LlmArm(worker_id=worker_id(), max_pending=settings.llm_max_pending,
+                       deadline_ms=settings.llm_deadline_ms, top_k=settings.top_k),
+    )
+    runtime.replicated = ReplicatedState(
+        bootstrap=bootstrap, catalog_topic=settings.topics.catalog,
+        deltas_topic=settings.topics.item_deltas, catalog=catalog, stats=stats,
+        client_kwargs=client_security_kwargs(settings),
+        on_delta=metrics.deltas.inc,
+        on_item=model.on_item if model is not None else None,
+    )
+    return runtime

@@ -1,0 +1,222 @@
+"""Replay evaluation on tiny worlds with known answers, through the worker's own calls."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from stream_rec.core import recommender as recommender_module
+from stream_rec.core.catalog import Catalog
+from stream_rec.core.events import CatalogItem, Event
+from stream_rec.core.item_stats import ItemStats
+from stream_rec.core.profile import UserProfile
+from stream_rec.core.recommender import Recommender
+from stream_rec.datasets import Dataset, make_split
+from stream_rec.errors import ConfigError
+from stream_rec.evaluation import evaluate, evaluate_split, make_arms
+from stream_rec.evaluation.arms import ablation_arms
+from stream_rec.evaluation.report import markdown, to_json
+from stream_rec.evaluation.run import CostModel
+
+T0_S = 1_300_000_000
+GROUPS = 5
+USERS_PER_GROUP = 6
+
+
+def _write_movielens(directory: Path) -> Path:
+    """Five taste groups of five films; each user rates their group's films in a rotated order.
+
+    Leave-one-out holds out each user's last film: the only film of their group they have
+    not rated, which every other group member rated within co-visitation distance.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    movies = ["movieId,title,genres"]
+    for g in range(GROUPS):
+        for m in range(5):
+            movies.append(f"{g * 5 + m + 1},Film {g}-{m} (2000),Genre{g}")
+    ratings = ["userId,movieId,rating,timestamp"]
+    user = 0
+    for g in range(GROUPS):
+        for u in range(USERS_PER_GROUP):
+            user += 1
+            order = [(u + i) % 5 for i in range(5)]
+            for step, m in enumerate(order):
+                ts = T0_S + step * 1000 + user
+                ratings.append(f"{user},{g * 5 + m + 1},4.0,{ts}")
+    (directory / "movies.csv").write_text("\n".join(movies) + "\n")
+    (directory / "ratings.csv").write_text("\n".join(ratings) + "\n")
+    return directory
+
+
+@pytest.fixture()
+def movielens_dir(tmp_path: Path) -> Path:
+    return _write_movielens(tmp_path / "ml")
+
+
+def test_checkerboard_co_visitation_finds_every_held_out_film(movielens_dir: Path) -> None:
+    results = evaluate("movielens", movielens_dir, "llamarec", ["popular", "item-knn"],
+                       out_dir=None, progress=False, ablation=False)
+    knn = results["arms"]["item-knn"]["metrics"]
+    assert knn["recall@10"] == 1.0
+    assert knn["ndcg@10"] == 1.0  # the only unmasked film of the group, at rank 1
+    assert knn["mrr@10"] == 1.0
+    assert results["arms"]["popular"]["metrics"]["ndcg@10"] < 0.5
+    assert results["split"]["cases"] == GROUPS * USERS_PER_GROUP
+
+
+def _basket_world() -> Dataset:
+    catalog = tuple(CatalogItem(i, f"ITEM {i}", "") for i in ("x", "y", "z", "w"))
+    ms = 1_300_000_000_000
+    rows = [("u", "x", 1), ("u", "x", 2), ("u", "x", 3), ("u", "y", 4),  # before the cut
+            ("v", "w", 5),
+            ("u", "x", 100), ("u", "z", 100)]  # u's first basket after the cut: {x, z}
+    events = tuple(
+        Event(f"e{n}", "purchase", user, ms + day * 86_400_000, item_id=item,
+              context={"invoice": f"{user}{day}"})
+        for n, (user, item, day) in enumerate(rows))
+    return Dataset("toy", catalog, events)
+
+
+def test_time_split_arithmetic_matches_a_hand_computation() -> None:
+    dataset = _basket_world()
+    split = make_split(dataset, "time-split", cut=1_300_000_000_000 + 50 * 86_400_000)
+    results = evaluate_split(split, dataset.catalog, make_arms(["repeat"], ablation=False),
+                             dataset_name="toy", progress=False)
+    metrics = results["arms"]["repeat"]["metrics"]
+    # x (bought 3 times) ranks first; z was never bought by anybody, so it is never ranked
+    assert metrics["hr@10"] == 1.0
+    assert metrics["recall@10"] == 0.5
+    assert metrics["ndcg@10"] == pytest.approx(1.0 / (1.0 + 1.0 / math.log2(3)))
+
+
+def test_evaluator_goes_through_the_workers_observe_and_recommend(
+        movielens_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"observe": 0, "recommend": 0, "rank": 0}
+    observe, recommend = Recommender.observe, Recommender.recommend
+    rank = recommender_module.recommend
+
+    def spy_observe(self: Recommender, *args: object, **kwargs: object) -> object:
+        calls["observe"] += 1
+        return observe(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def spy_recommend(self: Recommender, *args: object, **kwargs: object) -> object:
+        calls["recommend"] += 1
+        return recommend(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def spy_rank(*args: object, **kwargs: object) -> object:
+        calls["rank"] += 1
+        return rank(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Recommender, "observe", spy_observe)
+    monkeypatch.setattr(Recommender, "recommend", spy_recommend)
+    monkeypatch.setattr(recommender_module, "recommend", spy_rank)
+    arms = ["popular", "item-knn", "fast"]
+    results = evaluate("movielens", movielens_dir, "llamarec", arms, out_dir=None,
+                       progress=False, ablation=False)
+    split = results["split"]
+    groups = len({tuple(a["replay_group"]) for a in results["arms"].values()})
+    assert groups == 2  # popular has its own statistics; item-knn and fast share theirs
+    assert calls["observe"] == groups * split["train_events"]
+    assert calls["recommend"] == len(arms) * split["cases"]
+    assert calls["rank"] == calls["recommend"]  # every ranking came through the Recommender
+
+
+def test_results_json_keys_are_stable(movielens_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    evaluate("movielens", movielens_dir, "llamarec", ["popular", "fast"], out_dir=out,
+             progress=False, plots=False, command="stream-rec eval ...")
+    data = json.loads((out / "results.json").read_text())
+    assert set(data) >= {"dataset", "protocol", "stage", "split", "arms", "ablation",
+                         "published", "reference_baselines", "founding", "machine", "date",
+                         "command", "headline", "metrics", "cost_model"}
+    assert set(data["machine"]) >= {"cores", "ram_gb", "cpu_model"}
+    assert data["headline"] == "recall@10"
+    for arm in data["arms"].values():
+        assert set(arm) >= {"metrics", "latency_ms_p50", "latency_ms_p99", "rss_mb_peak",
+                            "recs_per_s", "cpu_s_per_1k", "usd_per_million",
+                            "joules_per_rec", "observe_us_per_event"}
+        assert set(arm["metrics"]) == {"recall@5", "recall@10", "ndcg@5", "ndcg@10", "mrr@10"}
+        assert "_latency_ms" not in arm
+    assert set(data["ablation"]["fast"]["without"]) >= {"covisit", "trending"}
+    assert set(data["published"]["systems"]) == {"LlamaRec", "LRURec", "SASRec"}
+    assert (out / "results.md").read_text().startswith("# movielens / llamarec")
+
+
+def test_report_writes_the_three_plots(movielens_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "plots"
+    evaluate("movielens", movielens_dir, "llamarec", ["popular"], out_dir=out, progress=False)
+    for name in ("accuracy_vs_latency.png", "latency.png", "metric_at_k.png"):
+        assert (out / name).stat().st_size > 1000
+
+
+def test_cost_model_turns_cpu_time_into_money_and_energy() -> None:
+    cost = CostModel(price_per_vcpu_hour=3.6, watts_per_core=20.0)
+    assert cost.usd_per_million(0.001) == pytest.approx(1.0)  # 1000 CPU-s at $0.001/s
+    assert cost.joules_per_rec(0.001) == pytest.approx(0.02)
+
+
+def test_valid_stage_never_streams_a_test_target(movielens_dir: Path) -> None:
+    test = evaluate("movielens", movielens_dir, "llamarec", ["popular"], out_dir=None,
+                    progress=False)
+    valid = evaluate("movielens", movielens_dir, "llamarec", ["popular"], out_dir=None,
+                     progress=False, stage="valid")
+    assert valid["stage"] == "valid"
+    assert valid["split"]["train_events"] == test["split"]["train_events"] - test["split"]["cases"]
+
+
+def test_unknown_arm_and_model_arm_without_model_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="nonsense"):
+        make_arms(["nonsense"])
+    with pytest.raises(ConfigError, match="language model"):
+        make_arms(["slm"], model_available=False)
+
+
+def test_ablation_drops_one_source_at_a_time() -> None:
+    fast = make_arms(["fast"], ablation=False)[0]
+    names = {a.name for a in ablation_arms(fast)}
+    assert "fast-no-covisit" in names and "fast-no-similar" not in names
+    for arm in ablation_arms(fast):
+        assert len(arm.weights) == len(fast.weights) - 1
+
+
+# ----- the two core additions evaluation relies on ----------------------------------------
+
+def _popular_world(n_items: int = 300) -> tuple[Recommender, list[str]]:
+    items = [f"i{n:03d}" for n in range(n_items)]
+    rec = Recommender(Catalog(CatalogItem(i, i.upper(), "") for i in items), ItemStats())
+    for n, item in enumerate(items):  # item i bought n_items - i times: i000 most popular
+        for k in range(n_items - n):
+            rec.stats.learn_one(rec.observe(UserProfile.new(f"u{k}"), Event(
+                f"e{n}-{k}", "purchase", f"u{k}", 1_300_000_000_000, item_id=item)).delta)  # type: ignore[arg-type]
+    return rec, items
+
+
+def test_trending_backfill_fills_top_k_even_when_the_top_items_are_excluded() -> None:
+    rec, items = _popular_world()
+    masked = frozenset(items[:250])  # more than the cached trending list holds
+    recs = rec.recommend(UserProfile.new("heavy"), now_ms=1_300_000_000_000, exclude=masked)
+    assert [r.item_id for r in recs] == items[250:260]
+
+
+def test_allow_ranks_only_the_offered_candidates() -> None:
+    rec, _ = _popular_world(60)
+    offered = frozenset({"i059", "i030", "i001"})
+    recs = rec.recommend(UserProfile.new("new"), now_ms=1_300_000_000_000, allow=offered)
+    assert [r.item_id for r in recs] == ["i001", "i030", "i059"]
+
+
+def test_markdown_and_json_survive_nan_values() -> None:
+    results = evaluate_split(*_tiny_split(), dataset_name="toy", progress=False)
+    results["arms"]["repeat"]["latency_ms_p99"] = float("nan")
+    assert "null" in to_json(results)
+    assert "| repeat |" in markdown(results)
+
+
+def _tiny_split() -> tuple[object, ...]:
+    dataset = _basket_world()
+    split = make_split(dataset, "time-split", cut=1_300_000_000_000 + 50 * 86_400_000)
+    return split, dataset.catalog, make_arms(["repeat"], ablation=False)
