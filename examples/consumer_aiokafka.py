@@ -9,7 +9,7 @@ Copy this file into your shop's code base: it needs only aiokafka (and, optional
 Why deduplicate: stream-rec delivers at least once. Around a worker restart or a rebalance
 the same recommendation can be written twice; both copies carry the same ``rec_id``
 (docs/schemas/recommendation.schema.json). This consumer remembers the ``rec_id``s it
-handled in a bounded set (least recently seen evicted first, entries older than
+handled in a bounded set (least recently seen evicted first, ids not seen for
 ``--dedupe-ttl-s`` forgotten), so memory stays bounded however long it runs.
 
 Offsets are committed only after the messages are handled (``enable_auto_commit=False``):
@@ -54,7 +54,7 @@ from aiokafka.errors import KafkaError
 
 
 class SeenSet:
-    """The ids seen recently: at most ``max_size``, each for at most ``ttl_s`` seconds.
+    """The ids seen recently: at most ``max_size``, each until unseen for ``ttl_s`` seconds.
 
     >>> seen = SeenSet(max_size=2, ttl_s=60, clock=lambda: 0.0)
     >>> seen.add("a"), seen.add("a"), seen.add("b"), seen.add("c"), seen.add("a")
@@ -68,7 +68,7 @@ class SeenSet:
         self.max_size = max_size
         self.ttl_s = ttl_s
         self._clock = clock
-        self._seen: OrderedDict[str, float] = OrderedDict()  # id -> first seen, oldest first
+        self._seen: OrderedDict[str, float] = OrderedDict()  # id -> last seen, oldest first
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -82,6 +82,7 @@ class SeenSet:
                 break
             del self._seen[oldest]
         if key in self._seen:
+            self._seen[key] = now
             self._seen.move_to_end(key)
             return False
         self._seen[key] = now
@@ -141,13 +142,15 @@ async def consume(args: argparse.Namespace) -> dict[str, int]:
         loop.add_signal_handler(sig, stop.set)
     seen = SeenSet(args.dedupe_size, args.dedupe_ttl_s)
     counts = {"received": 0, "handled": 0, "duplicates": 0, "malformed": 0}
-    await consumer.start()
     try:
+        await consumer.start()
         idle_since = time.monotonic()
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             if not batches:
-                if args.max_idle_s and time.monotonic() - idle_since >= args.max_idle_s:
+                if not consumer.assignment():  # still joining the group: not idle yet
+                    idle_since = time.monotonic()
+                elif args.max_idle_s and time.monotonic() - idle_since >= args.max_idle_s:
                     break
                 continue
             idle_since = time.monotonic()
@@ -196,7 +199,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-messages", type=int, default=0,
                         help="stop after this many messages, duplicates included (0 = never)")
     parser.add_argument("--max-idle-s", type=float, default=0.0,
-                        help="stop after this long without messages (0 = never)")
+                        help="stop after this long without messages, counted once "
+                             "partitions are assigned (0 = never)")
     parser.add_argument("--security-protocol", default="PLAINTEXT",
                         choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])
     parser.add_argument("--sasl-mechanism", default="SCRAM-SHA-512",

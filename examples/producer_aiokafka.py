@@ -217,10 +217,10 @@ async def publish(args: argparse.Namespace,
         bootstrap_servers=args.bootstrap, client_id=args.client_id, acks="all",
         enable_idempotence=args.idempotence, linger_ms=5, request_timeout_ms=30_000,
         **security_kwargs(args))
-    await producer.start()
     sent = refused = 0
     in_flight: list[asyncio.Future[Any]] = []
     try:
+        await producer.start()
         for number, event in events:
             if isinstance(event, InvalidEvent):
                 refused += 1
