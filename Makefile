@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 OUT    ?= out
 SHARED ?= ../shared/data
 
-.PHONY: help install run test test-fast lint bench bench-model eval chaos soak kafka-jars clean
+.PHONY: help install run test test-fast lint lock bench bench-model eval chaos soak kafka-jars clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-11s %s\n", $$1, $$2}'
@@ -31,9 +31,12 @@ test-fast: install ## unit tests only
 	$(BIN)/python -m pytest tests/unit -q
 
 lint: install ## ruff, mypy and the import contracts (layers, no cycles)
-	$(BIN)/ruff check stream_rec tests bench
+	$(BIN)/ruff check stream_rec tests bench examples scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+lock: install ## rewrite requirements.lock (the image's pinned runtime dependencies) from the venv
+	$(BIN)/python scripts/lock_requirements.py
 
 # the default sweep: 2 brokers x 2 worker counts x 5 offered loads, ~30 s a point (~12 min);
 # the Kafka points need `make kafka-jars` (skipped, with the reason, without it)

@@ -87,7 +87,8 @@ DESCRIPTIONS: dict[str, str] = {
                        "goes out at once, tagged `shed`",
     "llm_backend": "LLM worker: `local` (a GGUF via llama-cpp-python) or `openai` (an "
                    "OpenAI-compatible server)",
-    "llm_model_path": "LLM worker, `local`: the GGUF file (empty = the default model)",
+    "llm_model_path": "LLM worker, `local`: the GGUF file (empty = `STREAM_REC_MODEL_PATH`, "
+                      "else the default model)",
     "llm_pool_size": "LLM worker, `local`: model instances (1 thread each)",
     "llm_url": "LLM worker, `openai`: the server's base URL, e.g. `http://127.0.0.1:8000/v1`",
     "llm_model": "LLM worker, `openai`: model name sent (empty = the server's first model)",

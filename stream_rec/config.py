@@ -138,6 +138,13 @@ class Settings:
     llm_picks: int = 3
     llm_max_in_flight: int = 4
 
+    def __post_init__(self) -> None:
+        # The LLM worker's GGUF defaults to the SLM's: one file (the image's /models/...)
+        # serves both roles. Left empty, it would mean "assemble the default model from its
+        # chunk packages", which a runtime image does not carry.
+        if not self.llm_model_path and self.model_path not in ("", "none"):
+            object.__setattr__(self, "llm_model_path", self.model_path)
+
     @property
     def topics(self) -> Topics:
         return Topics.with_prefix(self.topic_prefix)
