@@ -25,7 +25,8 @@ ENV_PREFIX = "STREAM_REC_"
 #: ``STREAM_REC_*`` variables that are not settings: read by the test suite or the deployment
 #: files, never by the package; :func:`unknown_env_vars` does not warn about them
 NON_SETTING_VARS = frozenset({"STREAM_REC_REQUIRE_KAFKA", "STREAM_REC_KAFKA_HOME",
-                              "STREAM_REC_SHARED_DATA", "STREAM_REC_IMAGE"})
+                              "STREAM_REC_SHARED_DATA", "STREAM_REC_IMAGE",
+                              "STREAM_REC_CONSOLE_SCREENSHOT"})
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()

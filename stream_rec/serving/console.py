@@ -85,11 +85,12 @@ class LiveStats:
             "window_s": span,
         }
 
-    def snapshot(self, *, worker: Mapping[str, Any], lag: int | None,
+    def snapshot(self, now: Counters, *, worker: Mapping[str, Any], lag: int | None,
                  ab: Mapping[str, ArmCounters] | None,
                  title: Callable[[str], str]) -> dict[str, Any]:
-        """This worker's part of the console, as JSON-ready values (``/api/worker``)."""
-        last = self._samples[-1][1] if self._samples else Counters()
+        """This worker's part of the console, as JSON-ready values (``/api/worker``):
+        totals as of ``now``, rates over the sampled window."""
+        last = now
         return {
             "worker": dict(worker),
             "at_ms": int(time.time() * 1000),

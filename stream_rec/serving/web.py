@@ -2,7 +2,8 @@
 
     /metrics /healthz /readyz                 operations (Prometheus, probes)
     /users/{user_id}/recommendations         the user's latest recommendation (pull API)
-    /users/{user_id}/state, /state/{user_id}  the user's state (needs STREAM_REC_WEB_TOKEN)
+    /users/{user_id}/state                   the user's state (needs STREAM_REC_WEB_TOKEN)
+    /state/{user_id}                         the same, from this worker's partitions only
     /console                                  the live console (one static page, no CDN)
     /api/console                              its data: every worker's numbers, summed
     /api/worker                               this worker's numbers (what /api/console sums)
@@ -159,28 +160,31 @@ def _add_user_pages(app: faust.App, runtime: WorkerRuntime, users: Any, latest: 
 
         return await routed(self, request, user_id, local)
 
-    async def state(view: Any, request: Any, user_id: str) -> Any:
-        if not authorized(settings.web_token, request.headers):
-            return _error(view, 403 if settings.web_token else 404,
-                          "user state needs 'Authorization: Bearer <STREAM_REC_WEB_TOKEN>'"
-                          if settings.web_token else
-                          "user state is off: set STREAM_REC_WEB_TOKEN to serve it")
+    def local_state(user_id: str) -> tuple[int, bytes]:
+        stored = users.get(user_id)
+        if stored is None:
+            return 404, _dumps_error(f"no state for user {user_id!r} on this worker")
+        return 200, bytes(stored)
 
-        def local() -> tuple[int, bytes]:
-            stored = users.get(user_id)
-            if stored is None:
-                return 404, _dumps_error(f"no state for user {user_id!r}")
-            return 200, bytes(stored)
-
-        return await routed(view, request, user_id, local)
+    def refused(view: Any, request: Any) -> Any:
+        if authorized(settings.web_token, request.headers):
+            return None
+        if not settings.web_token:
+            return _error(view, 404, "user state is off: set STREAM_REC_WEB_TOKEN to serve it")
+        return _error(view, 403, "user state needs 'Authorization: Bearer <token>' "
+                      "(STREAM_REC_WEB_TOKEN)")
 
     @app.page("/users/{user_id}/state")
     async def user_state_view(self: Any, request: Any, user_id: str) -> Any:
-        return await state(self, request, user_id)
+        """The user's state from whichever worker owns it."""
+        return refused(self, request) or await routed(self, request, user_id,
+                                                      lambda: local_state(user_id))
 
     @app.page("/state/{user_id}")
     async def state_view(self: Any, request: Any, user_id: str) -> Any:
-        return await state(self, request, user_id)
+        """The user's state in this worker's table only (404 elsewhere): for tests, chaos."""
+        status, body = local_state(user_id)
+        return refused(self, request) or self.bytes(body, content_type=_JSON, status=status)
 
 
 def _add_console_pages(app: faust.App, runtime: WorkerRuntime, users: Any,
@@ -195,11 +199,13 @@ def _add_console_pages(app: faust.App, runtime: WorkerRuntime, users: Any,
     page = resources.files("stream_rec.serving").joinpath("static/console.html").read_bytes()
     arm_order = [arm.name for arm in parse_arms(settings.arms)]
 
+    def counters() -> Counters:
+        return Counters(events=_total(metrics.events), dlq=_total(metrics.dlq),
+                        cpu_s=time.process_time(), recs_by_arm=_by_label(metrics.recs, "arm"))
+
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def sample_counters() -> None:
-        stats.sample(Counters(events=_total(metrics.events), dlq=_total(metrics.dlq),
-                              cpu_s=time.process_time(), recs_by_arm=_by_label(metrics.recs,
-                                                                               "arm")))
+        stats.sample(counters())
 
     async def on_shutdown(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await dlq.stop()
@@ -213,7 +219,8 @@ def _add_console_pages(app: faust.App, runtime: WorkerRuntime, users: Any,
                   "model": runtime.model_name,
                   "partitions": sorted(tp.partition for tp in _assigned(app)
                                        if tp.topic == settings.topics.events)}
-        return stats.snapshot(worker=worker, lag=await _lag(app, settings.topics.events),
+        lag = await _lag(app, settings.topics.events)
+        return stats.snapshot(counters(), worker=worker, lag=lag,
                               ab=runtime.ab.totals() if runtime.ab is not None else None,
                               title=runtime.recommender.catalog.title)
 
