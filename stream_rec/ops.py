@@ -313,8 +313,7 @@ def _fixed_events(path: Path, limits: EventLimits) -> Iterator[tuple[bytes | Non
         try:
             event = parse_event(line.strip(), now_ms, limits)
         except InvalidEvent as exc:
-            raise InvalidEvent(exc.field, f"{exc.rule} (in {path}, line {number})",
-                               exc.value) from exc
+            raise StreamRecError(f"{path}, line {number}: {exc}; nothing was sent") from exc
         checked.append((event.user_id.encode(), line.strip()))
     yield from checked
 

@@ -140,7 +140,7 @@ def test_console_shows_live_numbers_recommendations_and_dead_letters(
         for cells in arms.values():
             recs_per_s, p50, p99 = (float(cells[i].replace(",", "")) for i in (1, 3, 4))
             assert recs_per_s >= 0 and 0 < p50 <= p99
-            assert cells[5].endswith("MB") and cells[6] != "–"  # RSS, CPU ms/rec
+            assert cells[5].endswith("MB") and cells[6] != "\u2013"  # RSS, CPU ms/rec (not a dash)
         titles = {item.title for item in DEMO.catalog}
         assert page["latest"] and all(title in titles for title, _ in page["latest"])
         assert all(reason.startswith("—") and len(reason) > 3 for _, reason in page["latest"])
