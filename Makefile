@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 OUT    ?= out
 SHARED ?= ../shared/data
 
-.PHONY: help install run test test-fast lint lock bench bench-model eval chaos soak kafka-jars clean
+.PHONY: help install browser run test test-fast lint lock bench bench-model eval chaos soak kafka-jars console-screenshot clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-11s %s\n", $$1, $$2}'
@@ -21,11 +21,17 @@ $(STAMP): pyproject.toml
 run: install ## the demo: embedded broker + worker + real shop events, recs on screen
 	$(BIN)/stream-rec demo
 
+browser: ## headless Chromium + chromedriver from the Debian packages (the console test)
+	bash scripts/install-browser.sh
+
 kafka-jars: ## fetch Apache Kafka's jars once (Maven) for the real-Kafka tests
 	bash scripts/fetch-kafka.sh
 
-test: install kafka-jars ## every test: unit + integration on Tansu and real Kafka, real model
+test: install kafka-jars browser ## every test: unit + integration on Tansu and real Kafka, real model
 	$(BIN)/python -m pytest
+
+console-screenshot: install browser ## run the console test and save its screenshot as docs/console.png
+	STREAM_REC_CONSOLE_SCREENSHOT=docs/console.png $(BIN)/python -m pytest -q tests/integration/serving/test_console_browser.py
 
 test-fast: install ## unit tests only
 	$(BIN)/python -m pytest tests/unit -q

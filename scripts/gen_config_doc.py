@@ -40,8 +40,20 @@ DESCRIPTIONS: dict[str, str] = {
     "ssl_certfile": "Client certificate for mutual TLS",
     "ssl_keyfile": "Client key for mutual TLS",
     "role": "`slm` (events → recommendations) or `llm` (the language-model worker)",
-    "web_port": "HTTP port of `/metrics`, `/healthz`, `/readyz`, `/state/{user_id}`",
+    "web_port": "HTTP port of `/metrics`, `/healthz`, `/readyz`, `/console`, the pull API "
+                "(`/users/{user_id}/recommendations`) and `/users/{user_id}/state`",
     "web_host": "Address the HTTP server binds",
+    "web_advertised_url": "How other workers reach this one (the pull API forwards to the "
+                          "partition's owner, the console asks every worker); empty = "
+                          "`http://WEB_HOST:WEB_PORT`, the host name when WEB_HOST is 0.0.0.0",
+    "web_token": "Bearer token of the sensitive pages (a user's state, dead-letter payloads "
+                 "in the console); empty = those pages are off. Masked in `stream-rec settings`",
+    "latest_recs": "`on`: keep each user's latest recommendation in a changelogged table "
+                   "(pull API, console); `off` saves one read and one table write per rec",
+    "console_peers": "More worker URLs for the console to sum (comma list), besides the "
+                     "consumer group's members",
+    "price_per_vcpu_hour": "USD per vCPU-hour, for the console's $ per million recs estimate",
+    "watts_per_core": "Watts per busy core, for the console's joules per rec estimate",
     "processing_guarantee": "`at_least_once` (exactly_once needs a transactional broker)",
     "standby_replicas": "Warm copies of each users-table partition kept on other workers",
     "commit_interval_s": "Seconds between consumer offset commits (also committed on SIGTERM)",

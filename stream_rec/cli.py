@@ -15,36 +15,52 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
+from stream_rec import __version__
 from stream_rec.ab.report import arms_changelog_topic, read_arm_counters, summarize
 from stream_rec.ab.report import write_report as write_online_report
 from stream_rec.ab.simulate import simulate, write_report
 from stream_rec.bench.command import bench_main
 from stream_rec.broker.changelog import read_user_state
-from stream_rec.broker.publisher import catalog_records, event_records, publish
 from stream_rec.broker.security import client_security_kwargs
 from stream_rec.broker.topics import ensure_topics
 from stream_rec.config import ENV_VARS, Settings
 from stream_rec.core import codec
 from stream_rec.core.router import parse_arms
-from stream_rec.datasets import load_dataset, load_demo
-from stream_rec.errors import StreamRecError
+from stream_rec.errors import ConfigError, StreamRecError
 from stream_rec.evaluation import CostModel, evaluate
 from stream_rec.evaluation.report import to_json
 from stream_rec.local.brokers import resolve_broker
 from stream_rec.local.demo import DemoOptions, run_demo
+from stream_rec.ops import BrokerOpt, dlq_app, produce, replay, watch
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Streaming product recommendations from shop events on Kafka.")
 console = Console(stderr=True)
+app.command("watch")(watch)
+app.command("produce")(produce)
+app.command("replay")(replay)
+app.add_typer(dlq_app, name="dlq")
 
-BrokerOpt = Annotated[str | None, typer.Option(
-    "--broker", help="tansu | kafka (embedded) | kafka://host:port | tansu://host:port "
-    "[env STREAM_REC_BROKER]")]
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stream-rec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit")]
+        = False) -> None:
+    """Streaming product recommendations from shop events on Kafka."""
+
+
 DataDirOpt = Annotated[Path | None, typer.Option(
     "--data-dir", help="Where state, logs and caches go [env STREAM_REC_DATA_DIR]")]
 
@@ -88,63 +104,13 @@ def worker(
     settings = _settings(broker=broker, data_dir=data_dir, role=role, web_port=web_port)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.NOTSET)
     # lazy: faust reads argv/env at import: only the worker command loads it
     from stream_rec.worker import run_worker
 
     with ExitStack() as stack:
         target = resolve_broker(settings.broker, stack, Path(settings.data_dir) / "broker")
         run_worker(settings, target)
-
-
-@app.command()
-def produce(
-    path: Annotated[Path, typer.Argument(help="JSON-lines file of events ('-' for stdin)")],
-    broker: BrokerOpt = None,
-    rate: Annotated[float, typer.Option(help="Events per second (0 = as fast as possible)")]
-    = 0.0,
-) -> None:
-    """Publish a JSON-lines file of events to the events topic, keyed by user_id."""
-    settings = _settings(broker=broker)
-    lines = sys.stdin.buffer if str(path) == "-" else path.open("rb")
-    records = []
-    for number, line in enumerate(lines, start=1):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            user = codec.loads(line).get("user_id")
-        except (codec.DecodeError, AttributeError):
-            user = None  # published as is: the worker dead-letters it with the reason
-            console.print(f"[yellow]line {number} is not a JSON object; sent anyway[/]")
-        records.append((str(user).encode() if user is not None else None, line))
-    _publish(settings, settings.topics.events, records, rate)
-
-
-@app.command()
-def replay(
-    dataset: Annotated[str, typer.Option(help="demo | online-retail | movielens | "
-                                         "amazon-minionerec")] = "demo",
-    dataset_dir: Annotated[Path | None, typer.Option(
-        "--dataset-dir", help="The dataset's folder (not needed for demo)")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many events (0 = all)")] = 0,
-    rate: Annotated[float, typer.Option(help="Events per second (0 = as fast as possible)")]
-    = 0.0,
-    catalog: Annotated[bool, typer.Option(help="Publish the catalog first")] = True,
-    broker: BrokerOpt = None,
-) -> None:
-    """Publish a real dataset's catalog and events, in time order."""
-
-    settings = _settings(broker=broker)
-    if dataset == "demo":
-        data = load_demo()
-    elif dataset_dir is None:
-        raise typer.BadParameter("--dataset-dir is required for this dataset")
-    else:
-        data = load_dataset(dataset, dataset_dir)
-    events = data.events[:limit] if limit else data.events
-    if catalog:
-        _publish(settings, settings.topics.catalog, list(catalog_records(data.catalog)), 0.0)
-    _publish(settings, settings.topics.events, list(event_records(events)), rate)
 
 
 @app.command()
@@ -254,17 +220,6 @@ def bench(
 
 def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _publish(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]],
-             rate: float) -> None:
-
-    with ExitStack() as stack:
-        target = _external_target(settings, stack)
-        result = asyncio.run(publish(target, topic, records, rate=rate,
-                                     client_kwargs=client_security_kwargs(settings)))
-    console.print(f"sent {result.sent} records to {topic} in {result.elapsed_s:.1f} s "
-                  f"({result.rate:,.0f}/s)")
 
 
 def _external_target(settings: Settings, stack: ExitStack) -> str:
@@ -390,9 +345,25 @@ def _ms(value: float) -> str:
 
 
 def main() -> None:
-    """Console-script entry point; StreamRecErrors print as one line, not a traceback."""
+    """Console-script entry point: errors print as one line on stderr, not a traceback.
+
+    Exit codes: 2 for usage and configuration errors (typer's own, ConfigError), 1 for
+    runtime errors (broker unreachable, bad input, a failed run), 0 otherwise.
+    """
+    # a client library's own log lines would repeat the one-line error below; the worker
+    # command turns them back on
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         app()
-    except StreamRecError as exc:
-        console.print(f"[red]error:[/] {exc}")
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from exc
+    except StreamRecError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from exc
+    except KafkaError as exc:
+        console.print(f"[red]error:[/] broker: {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from exc
+    except OSError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from exc

@@ -7,7 +7,10 @@ Only this module touches ``os.environ``. Every field has an environment variable
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +19,17 @@ from typing import Any
 from stream_rec.core.router import parse_arms
 from stream_rec.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "ENV_VARS", "Settings", "Topics"]
+__all__ = ["ENV_PREFIX", "ENV_VARS", "NON_SETTING_VARS", "Settings", "Topics", "unknown_env_vars"]
 
 ENV_PREFIX = "STREAM_REC_"
+#: ``STREAM_REC_*`` variables that are not settings: read by the test suite or the deployment
+#: files, never by the package; :func:`unknown_env_vars` does not warn about them
+NON_SETTING_VARS = frozenset({"STREAM_REC_REQUIRE_KAFKA", "STREAM_REC_KAFKA_HOME",
+                              "STREAM_REC_SHARED_DATA", "STREAM_REC_IMAGE",
+                              "STREAM_REC_CONSOLE_SCREENSHOT"})
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +84,21 @@ class Settings:
     role: str = "slm"
     web_port: int = 6066
     web_host: str = "0.0.0.0"
+    # how other workers reach this one (faust's canonical URL: the pull API forwards to the
+    # owner of a user's partition, the console asks every worker); "" = http://HOST:PORT
+    # with web_host, or the host name when web_host is 0.0.0.0
+    web_advertised_url: str = ""
+    # a shared secret for the sensitive pages (a user's state, dead-letter payloads), sent
+    # as "Authorization: Bearer TOKEN"; "" = those pages are off
+    web_token: str = ""
+    # keep each user's latest recommendation in a changelogged table (the pull API and the
+    # console's latest recommendations): "on" or "off" (one more read and table write per rec)
+    latest_recs: str = "on"
+    # more worker URLs for the console to aggregate (comma list), besides the group's members
+    console_peers: tuple[str, ...] = ()
+    # the console's cost and energy estimates: CPU seconds x these (as `stream-rec eval`)
+    price_per_vcpu_hour: float = 0.04
+    watts_per_core: float = 10.0
     processing_guarantee: str = "at_least_once"
     standby_replicas: int = 0
     commit_interval_s: float = 2.0
@@ -153,6 +179,14 @@ class Settings:
     def is_embedded(self) -> bool:
         return self.broker in ("tansu", "kafka")
 
+    @property
+    def advertised_url(self) -> str:
+        """The URL other workers use to reach this worker's web server."""
+        if self.web_advertised_url:
+            return self.web_advertised_url.rstrip("/")
+        host = socket.gethostname() if self.web_host in ("0.0.0.0", "::", "") else self.web_host
+        return f"http://{host}:{self.web_port}"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from ``STREAM_REC_*`` variables, then ``overrides`` (CLI flags) on top.
@@ -161,6 +195,10 @@ class Settings:
         5
         """
         env = os.environ if environ is None else environ
+        for name in unknown_env_vars(env):
+            if name not in _warned:  # once per process
+                _warned.add(name)
+                log.warning("warning: %s", _unknown_hint(name))
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
@@ -196,6 +234,12 @@ class Settings:
             _bad("max_event_bytes", self.max_event_bytes, "must be >= 256")
         if self.model_deadline_ms <= 0:
             _bad("model_deadline_ms", self.model_deadline_ms, "must be > 0")
+        if self.latest_recs not in ("on", "off"):
+            _bad("latest_recs", self.latest_recs, "must be 'on' or 'off'")
+        if self.web_advertised_url and not self.web_advertised_url.startswith(
+                ("http://", "https://")):
+            _bad("web_advertised_url", self.web_advertised_url,
+                 "must be an http(s) URL, e.g. http://worker-0.stream-rec:6066")
         if self.model_breaker_failures < 0 or self.model_breaker_cooldown_s <= 0:
             _bad("model_breaker_failures", self.model_breaker_failures,
                  "must be >= 0 (0 disables it), with MODEL_BREAKER_COOLDOWN_S > 0")
@@ -257,7 +301,7 @@ class Settings:
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in ("sasl_password", "llm_api_key") and value:
+            if f.name in ("sasl_password", "llm_api_key", "web_token") and value:
                 value = "***"
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
@@ -266,6 +310,22 @@ class Settings:
 ENV_VARS: dict[str, str] = {
     ENV_PREFIX + f.name.upper(): f.name for f in dataclasses.fields(Settings)
 }
+
+
+def unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
+    """``STREAM_REC_*`` names in ``environ`` that are no setting (a typo is otherwise silent).
+
+    >>> unknown_env_vars({"STREAM_REC_TOPK": "5", "STREAM_REC_TOP_K": "5"})
+    ['STREAM_REC_TOPK']
+    """
+    return sorted(name for name in environ if name.startswith(ENV_PREFIX)
+                  and name not in ENV_VARS and name not in NON_SETTING_VARS)
+
+
+def _unknown_hint(name: str) -> str:
+    close = difflib.get_close_matches(name, list(ENV_VARS), n=1, cutoff=0.75)
+    hint = f"; did you mean {close[0]}?" if close else " (`stream-rec settings` lists them)"
+    return f"{name} is not a stream-rec setting and is ignored{hint}"
 
 
 def _parse(name: str, type_name: Any, raw: str) -> Any:

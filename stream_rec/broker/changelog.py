@@ -28,8 +28,8 @@ async def read_user_state(bootstrap: str, settings: Settings,
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, **client_security_kwargs(settings))
-    await consumer.start()
     try:
+        await consumer.start()
         topic = changelog_topic(settings)
         partitions = sorted(await consumer._client._wait_on_metadata(topic))
         key = user_id.encode()

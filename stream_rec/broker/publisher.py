@@ -60,7 +60,11 @@ async def publish(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
                                 max_batch_size=16 if one_record_batches else 65_536,
                                 **dict(client_kwargs or {}))
-    await producer.start()
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()  # releases the client: no "Unclosed AIOKafkaProducer"
+        raise
     sent = 0
     started = time.monotonic()
     try:

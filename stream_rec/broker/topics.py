@@ -50,6 +50,7 @@ async def ensure_topics(bootstrap: str, settings: Settings,
             break
         except KafkaError:
             if asyncio.get_running_loop().time() > deadline:
+                await admin.close()
                 raise
             await asyncio.sleep(0.5)
     created = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,12 +25,17 @@ __all__ = ["WorkerProcess"]
 
 
 class WorkerProcess:
-    """One ``stream-rec worker`` subprocess with its own web port and log file."""
+    """One ``stream-rec worker`` subprocess with its own web port and log file.
+
+    Its sensitive pages (user state, dead-letter payloads) take ``settings.web_token``, or a
+    random token made here when there is none; :meth:`get` sends it.
+    """
 
     def __init__(self, settings: Settings, *, log_path: Path, web_port: int | None = None,
                  extra_env: dict[str, str] | None = None) -> None:
         self.settings = replace(settings, web_port=web_port or free_port(),
-                                web_host="127.0.0.1")
+                                web_host="127.0.0.1",
+                                web_token=settings.web_token or secrets.token_urlsafe(16))
         self.log_path = log_path
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -95,15 +101,26 @@ class WorkerProcess:
         """Sum of every sample named ``name`` across labels."""
         return sum(v for k, v in self.metrics().items() if k == name or k.startswith(name + "{"))
 
-    def state(self, user_id: str) -> dict[str, object] | None:
+    def get(self, path: str, *, token: bool = True) -> tuple[int, bytes]:
+        """GET ``path`` on the worker (with its token unless ``token`` is False):
+        (status, body), also for error statuses."""
+        headers = {"Authorization": f"Bearer {self.settings.web_token}"} if token else {}
+        request = urllib.request.Request(self.url + path, headers=headers)
         try:
-            with urllib.request.urlopen(f"{self.url}/state/{user_id}", timeout=5) as response:
-                data: dict[str, object] = codec.loads(response.read())
-                return data
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
         except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise
+            return exc.code, exc.read()
+
+    def state(self, user_id: str) -> dict[str, object] | None:
+        """The user's state if this worker owns the user (``/state/{user_id}``), else None."""
+        status, body = self.get(f"/state/{user_id}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise StreamRecError(f"/state/{user_id} answered {status}: {body[:200]!r}")
+        data: dict[str, object] = codec.loads(body)
+        return data
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout_s``; returns the exit code."""

@@ -218,6 +218,7 @@ def _faust_app(settings: Settings, bootstrap: str, tansu: bool) -> faust.App:
         web_enabled=True,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        canonical_url=settings.advertised_url,  # peers reach this worker there (pull API)
         web_in_thread=False,
     )
 

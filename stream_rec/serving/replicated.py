@@ -94,8 +94,8 @@ class ReplicatedState:
                 await consumer.seek_to_beginning(*partitions)
                 return partitions
             await asyncio.sleep(0.2)
-        raise RuntimeError(f"topics {topics} do not exist: create them (stream-rec topics "
-                           "create) or start the worker with auto topic creation")
+        raise RuntimeError(f"topics {topics} do not exist: create them with `stream-rec topics "
+                           "--broker kafka://HOST:PORT` (a worker creates them when it starts)")
 
     def _check_caught_up(self, ends: Mapping[TopicPartition, int]) -> None:
         if all(self._next.get(tp, 0) >= end for tp, end in ends.items()):
