@@ -68,6 +68,12 @@ DESCRIPTIONS: dict[str, str] = {
     "dedupe_window": "Recent event ids kept per user to skip redelivered events",
     "top_k": "Items per recommendation (1 to 100)",
     "candidates_per_source": "Candidates taken from each generator before ranking",
+    "ranker": "`learned` (a listwise ranker learning online from the stream, starting from the "
+              "fixed blend) or `blend` (the fixed blend)",
+    "ranker_learning_rate": "AdaGrad step of the learned ranker",
+    "ranker_prior_l2": "Pull of the learned weights back towards the fixed blend",
+    "ranker_sample_every": "Learn from one (user, instant) list in this many",
+    "text_neighbours": "Nearest items by text kept per catalog item (the model's similar source)",
     "trigger_types": "Event types that produce a recommendation (comma-separated)",
     "popularity_half_life_s": "Half-life of item popularity (trending)",
     "covisit_window": "Recent items of a user that count as co-visited with a new one",

@@ -121,6 +121,14 @@ class Settings:
     popularity_half_life_s: float = 3 * 86_400.0
     covisit_window: int = 5
     covisit_max_neighbours: int = 100
+    # ranking: "learned" (a linear listwise ranker learning from the stream, starting from
+    # the fixed blend) or "blend" (the fixed blend of ranking.DEFAULT_WEIGHTS)
+    ranker: str = "learned"
+    ranker_learning_rate: float = 0.1
+    ranker_prior_l2: float = 1e-4
+    ranker_sample_every: int = 2  # learn from one (user, instant) list in this many
+    # the model's text neighbours kept per catalog item (the similar source)
+    text_neighbours: int = 50
     # model
     model_path: str = ""
     model_threads: int = 1
@@ -232,6 +240,13 @@ class Settings:
             _bad("half_life_s", self.half_life_s, "half-lives must be > 0")
         if self.max_event_bytes < 256:
             _bad("max_event_bytes", self.max_event_bytes, "must be >= 256")
+        if self.ranker not in ("learned", "blend"):
+            _bad("ranker", self.ranker, "must be 'learned' or 'blend'")
+        if self.ranker_sample_every < 1:
+            _bad("ranker_sample_every", self.ranker_sample_every, "must be >= 1")
+        if self.ranker_learning_rate < 0 or self.ranker_prior_l2 < 0:
+            _bad("ranker_learning_rate", self.ranker_learning_rate,
+                 "must be >= 0, with RANKER_PRIOR_L2 >= 0")
         if self.model_deadline_ms <= 0:
             _bad("model_deadline_ms", self.model_deadline_ms, "must be > 0")
         if self.latest_recs not in ("on", "off"):

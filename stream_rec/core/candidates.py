@@ -135,8 +135,8 @@ def buy_again(profile: UserProfile, stats: ItemStats, *, n: int, now_ms: int,
     return {item: (score, item) for item, score in best}
 
 
-def trending(stats: ItemStats, *, n: int, now_ms: int, exclude: ItemFilter = _NOTHING
-             ) -> Scored:
+def trending(stats: ItemStats, *, n: int, now_ms: int, exclude: ItemFilter = _NOTHING,
+             refresh: bool = True) -> Scored:
     """The shop's ``n`` most popular items right now that are not in ``exclude``, scored by
     their share of all popularity (absolute: P(item) for the next event).
 
@@ -144,13 +144,13 @@ def trending(stats: ItemStats, *, n: int, now_ms: int, exclude: ItemFilter = _NO
     """
     total = stats.total_popularity(now_ms) or 1.0
     out: Scored = {}
-    top = stats.trending(now_ms)
+    top = stats.trending(now_ms, refresh=refresh)
     for item, score in top:
         if item not in exclude:
             out[item] = (score / total, "")
             if len(out) >= n:
                 return out
-    if len(top) < len(stats):
+    if len(top) < len(stats) and refresh:
         for item, score in stats.most_popular(now_ms, len(stats)):
             if item not in exclude and item not in out:
                 out[item] = (score / total, "")
@@ -167,7 +167,7 @@ def popular_among(stats: ItemStats, items: Iterable[str], *, now_ms: int) -> Sco
 
 def category_trending(profile: UserProfile, stats: ItemStats, catalog: Catalog, *, n: int,
                       now_ms: int, top_categories: int = 3,
-                      exclude: ItemFilter = _NOTHING) -> Scored:
+                      exclude: ItemFilter = _NOTHING, refresh: bool = True) -> Scored:
     """Trending items in the user's favourite categories: P(category) from the user's
     decayed affinity times P(item | category) from the trending list (absolute)."""
     if not profile.categories or len(catalog) == 0:
@@ -176,7 +176,7 @@ def category_trending(profile: UserProfile, stats: ItemStats, catalog: Catalog, 
     total = sum(favourites.values()) or 1.0
     found: list[tuple[str, float, str]] = []
     mass: dict[str, float] = {}
-    for item, popularity in stats.trending(now_ms):
+    for item, popularity in stats.trending(now_ms, refresh=refresh):
         category = catalog.category(item)
         if category in favourites:
             mass[category] = mass.get(category, 0.0) + popularity

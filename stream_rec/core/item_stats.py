@@ -116,6 +116,8 @@ class ItemStats:
         self.repeats: dict[str, int] = {}
         self.total_buyers = 0
         self.total_repeats = 0
+        self.counts: dict[str, int] = {}  # interactions per item, never decayed
+        self.first_ms: dict[str, int] = {}  # when each item was first seen
         self.now_ms = 0
         self.deltas = 0
         self._trending: list[tuple[str, float]] = []
@@ -126,6 +128,8 @@ class ItemStats:
         """Fold one delta."""
         self.deltas += 1
         self.now_ms = max(self.now_ms, delta.ts_ms)
+        self.counts[delta.item_id] = self.counts.get(delta.item_id, 0) + 1
+        self.first_ms.setdefault(delta.item_id, delta.ts_ms)
         self._bump_popularity(delta.item_id, _POP_WEIGHT.get(delta.type, 1.0), delta.ts_ms)
         if delta.first_purchase:
             self.buyers[delta.item_id] = self.buyers.get(delta.item_id, 0) + 1
@@ -154,11 +158,12 @@ class ItemStats:
         value, ts = self._pop.get(item_id, (0.0, now_ms))
         return value * math.exp(-self._rate * max(0, now_ms - ts))
 
-    def trending(self, now_ms: int) -> list[tuple[str, float]]:
-        """The most popular items right now, best first (refreshed lazily)."""
+    def trending(self, now_ms: int, *, refresh: bool = True) -> list[tuple[str, float]]:
+        """The most popular items right now, best first (refreshed lazily; with
+        ``refresh=False`` only by delta count, not by time: for the ranker's training lists)."""
         fresh = self.deltas - self._trending_at_deltas
         if (self._trending_at_ms < 0 or fresh >= self.params.trending_refresh_deltas
-                or (fresh and abs(now_ms - self._trending_at_ms)
+                or (refresh and fresh and abs(now_ms - self._trending_at_ms)
                     >= self.params.trending_refresh_ms)):
             scored = ((item, v * math.exp(-self._rate * max(0, now_ms - ts)))
                       for item, (v, ts) in self._pop.items())

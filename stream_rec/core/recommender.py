@@ -14,9 +14,12 @@ from dataclasses import dataclass, replace
 from stream_rec.core.candidates import VectorSearch
 from stream_rec.core.catalog import Catalog
 from stream_rec.core.events import Event, RecItem
+from stream_rec.core.features import CandidateSet, FeatureParams, build_candidates
 from stream_rec.core.item_stats import ItemDelta, ItemStats, StatsParams, delta_for
+from stream_rec.core.learned_ranker import LearnedRanker, StreamLearner, rank_candidates
 from stream_rec.core.profile import ProfileParams, UserProfile, apply_event
-from stream_rec.core.ranking import RankParams, recommend
+from stream_rec.core.ranking import RankParams, reason, recommend
+from stream_rec.core.text_space import TextSpace
 
 __all__ = ["Observation", "Recommender", "rec_id_for"]
 
@@ -41,12 +44,17 @@ class Recommender:
         rank_params: RankParams = RankParams(),
         profile_params: ProfileParams = ProfileParams(),
         vector_search: VectorSearch | None = None,
+        ranker: LearnedRanker | None = None,
+        text_space: TextSpace | None = None,
     ) -> None:
         self.catalog = catalog
         self.stats = stats
         self.rank_params = rank_params
         self.profile_params = profile_params
         self.vector_search = vector_search
+        # the learned ranker (None: the fixed blend) and the model's text space it reads
+        self.ranker = ranker
+        self.text_space = text_space
 
     @property
     def stats_params(self) -> StatsParams:
@@ -79,10 +87,55 @@ class Recommender:
             [trigger.item_id] if trigger is not None and trigger.type == "purchase"
             and trigger.item_id else [])
         params = self.rank_params if top_k is None else replace(self.rank_params, top_k=top_k)
+        if self.ranker is not None:
+            return self._learned(profile, now_ms=now_ms, params=params,
+                                 just_bought=just_bought, exclude=exclude, allow=allow,
+                                 semantic=semantic)
         return recommend(profile, self.stats, self.catalog, now_ms=now_ms,
                          params=params, just_bought=just_bought,
                          vector_search=self.vector_search if semantic else None,
                          exclude=exclude, allow=allow)
+
+    def candidates(self, profile: UserProfile, *, now_ms: int,
+                   blocked: frozenset[str] = frozenset(),
+                   allow: frozenset[str] | None = None, semantic: bool = True,
+                   refresh: bool = True) -> CandidateSet:
+        """The learned ranker's candidates with their features (no model call)."""
+        params = self.rank_params
+        return build_candidates(
+            profile, self.stats, self.catalog, now_ms=now_ms,
+            params=FeatureParams(per_source=params.per_source,
+                                 covisit_history=params.covisit_history,
+                                 buy_again_half_life_s=params.buy_again_half_life_s),
+            space=self.text_space if semantic else None, blocked=blocked, allow=allow,
+            refresh=refresh)
+
+    def learner(self, *, semantic: bool = True) -> StreamLearner:
+        """What learns the ranker from the stream: call ``on_event(before, event)`` with
+        each event before its delta is folded (raises ValueError without a ranker)."""
+        if self.ranker is None:
+            raise ValueError("learner: this recommender has no learned ranker")
+        return StreamLearner(self.ranker, lambda profile, now_ms: self.candidates(
+            profile, now_ms=now_ms, semantic=semantic, refresh=False))
+
+    def _learned(self, profile: UserProfile, *, now_ms: int, params: RankParams,
+                 just_bought: frozenset[str], exclude: frozenset[str],
+                 allow: frozenset[str] | None, semantic: bool) -> list[RecItem]:
+        assert self.ranker is not None
+        blocked = exclude | frozenset(profile.cart) | frozenset(
+            item for item in just_bought
+            if self.stats.repeat_propensity(item) < params.one_off_propensity)
+        found = self.candidates(profile, now_ms=now_ms, blocked=blocked, allow=allow,
+                                semantic=semantic)
+        catalog = self.catalog
+        check = params.require_catalog and len(catalog) > 0
+
+        def keep(item: str) -> bool:
+            return item not in blocked and (not check or catalog.recommendable(item))
+
+        return [RecItem(item, score, reason(source, anchor, item, catalog, profile))
+                for item, score, source, anchor in rank_candidates(
+                    found, self.ranker, top_k=params.top_k, keep=keep)]
 
 
 def rec_id_for(user_id: str, event_id: str) -> str:

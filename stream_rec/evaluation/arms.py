@@ -9,11 +9,15 @@ weights or decay, so there is no second implementation to drift from what runs:
 ``popular-recent`` trending only, popularity half-life one day
 ``item-knn``       co-visitation only (trending as a tiny backfill)
 ``repeat``         the user's own repeat purchases (trending as a tiny backfill)
-``fast``           the default blended weights: the SLM arm's fast scorer, no model
-``fast-no-<s>``    ``fast`` without source ``<s>`` (the ablation)
-``slm``            ``fast`` plus the ``similar`` source from model item embeddings,
-                   its weight chosen per dataset on the validation stage
+``blend``          the fixed blend of ``ranking.DEFAULT_WEIGHTS``, no model
+``blend-no-<s>``   ``blend`` without source ``<s>`` (the ablation)
+``fast``           the learned ranker, learning from the stream, without model features
+                   (= ``slm`` without the model: the model's ablation)
+``slm``            what a worker with default ``Settings`` serves: the learned ranker with
+                   the model's features (text neighbours, taste and last-item cosine)
 =================  ============================================================
+
+No parameter depends on the dataset: one configuration for every shop.
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from stream_rec import assembly
+from stream_rec.config import Settings
 from stream_rec.core.item_stats import StatsParams
+from stream_rec.core.learned_ranker import LearnerParams
 from stream_rec.core.profile import ProfileParams
 from stream_rec.core.ranking import DEFAULT_WEIGHTS, RankParams
 from stream_rec.errors import ConfigError
 
-__all__ = ["ARM_NAMES", "BASELINES", "MODEL_ARMS", "SLM_SIMILAR_WEIGHT", "TINY", "Arm",
-           "ablation_arms", "make_arms"]
+__all__ = ["ARM_NAMES", "BASELINES", "MODEL_ARMS", "TINY", "Arm", "ablation_arms",
+           "make_arms", "served_arm"]
 
 TINY = 1e-6  # weight of a backfill source: breaks ties and fills the list, never outranks
 _FOREVER_S = 1e15  # a popularity half-life no replay reaches: plain counts
@@ -47,6 +54,7 @@ class Arm:
     profile: ProfileParams = field(default_factory=ProfileParams)
     needs_model: bool = False
     rank: Mapping[str, Any] = field(default_factory=dict)  # other RankParams fields
+    learner: LearnerParams | None = None  # the learned ranker's (None: fixed blend)
 
     def rank_params(self, top_k: int, base: RankParams | None = None) -> RankParams:
         """The arm's RankParams (on top of ``base``) with ``top_k`` items."""
@@ -59,27 +67,28 @@ class Arm:
         return (self.stats, self.profile)
 
 
-# The slm arm's `similar` weight per (dataset, protocol), picked from {0.01, 0.03, 0.1, 0.3}
-# on the validation stage (docs/accuracy.md); elsewhere the default weight applies.
-SLM_SIMILAR_WEIGHT: Mapping[tuple[str, str], float] = MappingProxyType({
-    ("movielens", "llamarec"): 0.01,
-    ("amazon-minionerec", "minionerec"): 0.1,
-    ("online-retail", "time-split"): 0.03,
-})
-
-
 def _fast_weights() -> dict[str, float]:
     return dict(DEFAULT_WEIGHTS)
 
 
-def _slm_weights(dataset: str | None, protocol: str | None) -> dict[str, float]:
-    weights = _fast_weights()
-    weights["similar"] = SLM_SIMILAR_WEIGHT.get((dataset or "", protocol or ""),
-                                                weights.get("similar", 0.0))
-    return weights
+def served_arm(settings: Settings | None = None, *, name: str = "slm",
+               model: bool = True) -> Arm:
+    """The arm a worker with ``settings`` (default: the defaults) serves, with or
+    without the model's features."""
+    settings = settings or Settings()
+    rank = assembly.rank_params(settings)
+    weights = dict(rank.weights)
+    if not model:
+        weights.pop("similar", None)
+    summary = ("what the worker serves: learned ranker + model features" if model else
+               "the served ranker without the model's features")
+    return Arm(name, summary, weights, stats=assembly.stats_params(settings),
+               profile=assembly.profile_params(settings), needs_model=model,
+               rank={"per_source": rank.per_source},
+               learner=assembly.learner_params(settings))
 
 
-def _base_arms(dataset: str | None = None, protocol: str | None = None) -> dict[str, Arm]:
+def _base_arms() -> dict[str, Arm]:
     return {
         "popular": Arm("popular", "trending only; popularity never decays (global counts)",
                        {"trending": 1.0}, stats=StatsParams(popularity_half_life_s=_FOREVER_S)),
@@ -90,14 +99,14 @@ def _base_arms(dataset: str | None = None, protocol: str | None = None) -> dict[
                         {"covisit": 1.0, "trending": TINY}),
         "repeat": Arm("repeat", "the user's repeat purchases, trending as a tiny backfill",
                       {"buy_again": 1.0, "trending": TINY}),
-        "fast": Arm("fast", "the default blend (the SLM arm's fast scorer, no model)",
-                    _fast_weights()),
-        "slm": Arm("slm", "fast + 'similar' from the model's item embeddings",
-                   _slm_weights(dataset, protocol), needs_model=True),
+        "blend": Arm("blend", "the fixed blend of ranking.DEFAULT_WEIGHTS, no model",
+                     {k: w for k, w in _fast_weights().items() if k != "similar"}),
+        "fast": served_arm(name="fast", model=False),
+        "slm": served_arm(),
     }
 
 
-BASELINES = ("popular", "popular-recent", "item-knn", "repeat")
+BASELINES = ("popular", "popular-recent", "item-knn", "repeat", "blend")
 MODEL_ARMS = ("slm",)
 ARM_NAMES = (*BASELINES, "fast", *MODEL_ARMS)
 
@@ -121,31 +130,31 @@ def make_arms(names: Sequence[str] | None = None, *, ablation: bool = True,
               protocol: str | None = None) -> list[Arm]:
     """The arms to run: ``names`` (default: every arm that can run) plus the ablations.
 
-    ``dataset`` and ``protocol`` select the slm arm's validated ``similar`` weight.
+    ``dataset`` and ``protocol`` are accepted for compatibility and change nothing.
     Raises ConfigError for an unknown name, or a model arm asked for without a model.
     """
-    arms = _base_arms(dataset, protocol)
+    arms = _base_arms()
     if names is None:
         names = [n for n in ARM_NAMES if model_available or n not in MODEL_ARMS]
     out: list[Arm] = []
     for name in dict.fromkeys(names):
-        if name.startswith("fast-no-"):
-            found = [a for a in ablation_arms(arms["fast"]) if a.name == name]
+        if name.startswith("blend-no-"):
+            found = [a for a in ablation_arms(arms["blend"]) if a.name == name]
             if not found:
                 raise ConfigError(f"arms: no ablation {name!r}; sources are "
-                                  f"{sorted(arms['fast'].weights)}")
+                                  f"{sorted(arms['blend'].weights)}")
             out.extend(found)
             continue
         if name not in arms:
             raise ConfigError(f"arms: each must be one of {list(ARM_NAMES)} or "
-                              f"fast-no-<source>, got {name!r}")
+                              f"blend-no-<source>, got {name!r}")
         if arms[name].needs_model and not model_available:
             raise ConfigError(f"arms: {name!r} needs the language model, which is not "
                               "available here (see docs/model.md)")
         out.append(arms[name])
-    if ablation and any(a.name == "fast" for a in out):
+    if ablation and any(a.name == "blend" for a in out):
         have = {a.name for a in out}
-        out.extend(a for a in ablation_arms(arms["fast"]) if a.name not in have)
+        out.extend(a for a in ablation_arms(arms["blend"]) if a.name not in have)
     return out
 
 

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from stream_rec.config import Settings
+from stream_rec.core.text_space import TextSpace
 from stream_rec.datasets import Split
 from stream_rec.errors import ConfigError, ModelError
 from stream_rec.evaluation.arms import MODEL_ARMS
@@ -61,9 +63,10 @@ def build_model_hooks(path: Path, catalog_items: Sequence[Any], *, n_threads: in
         vectors = embed_catalog(model, list(catalog_items), progress=progress)
         index = SemanticIndex(model.dim)
         index.add(vectors)
+        space = TextSpace.build(vectors, neighbours=Settings().text_neighbours)
     finally:
         # what a worker keeps resident: the model (it embeds new catalog items) + vectors
         resident_mb = rss_mb() - before
         model.close()
     return ModelHooks(vector_search=index.search, enrich=None,
-                      rss_mb=max(0.0, resident_mb))
+                      rss_mb=max(0.0, resident_mb), text_space=space)

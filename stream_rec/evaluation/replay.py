@@ -25,8 +25,10 @@ from stream_rec.core.candidates import VectorSearch
 from stream_rec.core.catalog import Catalog
 from stream_rec.core.events import CatalogItem, Event
 from stream_rec.core.item_stats import ItemStats
+from stream_rec.core.learned_ranker import LearnedRanker, StreamLearner
 from stream_rec.core.profile import UserProfile
 from stream_rec.core.recommender import Recommender
+from stream_rec.core.text_space import TextSpace
 from stream_rec.datasets import Split, TestCase
 from stream_rec.evaluation.arms import Arm
 from stream_rec.evaluation.metrics import RankingAccumulator
@@ -44,6 +46,15 @@ class ModelHooks:
     vector_search: VectorSearch
     enrich: Callable[[UserProfile, UserProfile, Event], UserProfile] | None = None
     rss_mb: float = 0.0  # the model's resident size, counted into the group's peak
+    text_space: TextSpace | None = None  # what the learned ranker's model features read
+
+
+# Cold-start slices, reported for every arm: the target item had fewer than COLD_ITEM
+# interactions before the case (relevant = those cold items only), or the user had at most
+# NEW_USER_EVENTS events before it.
+COLD_ITEM = 5
+NEW_USER_EVENTS = 2
+SLICES = ("cold_item", "new_user")
 
 
 @dataclass
@@ -58,6 +69,9 @@ class ArmTally:
     cpu_ns: int = 0
     short_lists: int = 0  # cases answered with fewer than top_k items
     squares: dict[str, float] = field(default_factory=dict)  # per-metric sum of squares
+    slices: dict[str, RankingAccumulator] = field(default_factory=dict)
+    learner: StreamLearner | None = None
+    learn_ns: int = 0
 
     def standard_errors(self) -> dict[str, float]:
         """Standard error of each metric's mean over the cases."""
@@ -122,12 +136,19 @@ def replay_group(
             recommender=Recommender(
                 catalog, stats, rank_params=arm.rank_params(top_k),
                 profile_params=arm.profile,
-                vector_search=hooks.vector_search if hooks and arm.needs_model else None),
+                vector_search=hooks.vector_search if hooks and arm.needs_model else None,
+                ranker=LearnedRanker(arm.learner) if arm.learner is not None else None,
+                text_space=hooks.text_space if hooks and arm.needs_model else None),
             metrics=RankingAccumulator(split.metrics),
             curve=RankingAccumulator.for_ks(ks, ("hr", "recall", "ndcg")),
+            slices={name: RankingAccumulator(split.metrics) for name in SLICES},
         )
         for arm in arms
     ]
+    for tally in tallies:
+        if tally.recommender.ranker is not None:
+            tally.learner = tally.recommender.learner()
+    learners = [t for t in tallies if t.learner is not None]
     observer = tallies[0].recommender
     profiles: dict[str, UserProfile] = {}
     events = split.train_events
@@ -147,6 +168,10 @@ def replay_group(
         before = profiles.get(event.user_id)
         if before is None:
             before = UserProfile.new(event.user_id)
+        for tally in learners:  # the next event labels the list before it; delta not folded
+            l0 = perf()
+            tally.learner.on_event(before, event)  # type: ignore[union-attr]
+            tally.learn_ns += perf() - l0
         t0 = perf()
         obs = observer.observe(before, event)
         t1 = perf()
@@ -187,6 +212,8 @@ def _ask(case: TestCase, profiles: dict[str, UserProfile], tallies: list[ArmTall
     r0 = time.perf_counter_ns()
     stats.trending(case.now_ms)
     group.refresh_ns += time.perf_counter_ns() - r0
+    cold = frozenset(i for i in case.relevant if stats.counts.get(i, 0) < COLD_ITEM)
+    new_user = sum(n for _, n in profile.counts) <= NEW_USER_EVENTS
     for tally in tallies:
         c0 = time.thread_time_ns()
         w0 = time.perf_counter_ns()
@@ -201,6 +228,10 @@ def _ask(case: TestCase, profiles: dict[str, UserProfile], tallies: list[ArmTall
         for key, value in tally.metrics.add(ranked, case.relevant).items():
             tally.squares[key] = tally.squares.get(key, 0.0) + value * value
         tally.curve.add(ranked, case.relevant)
+        if cold:
+            tally.slices["cold_item"].add(ranked, cold)
+        if new_user:
+            tally.slices["new_user"].add(ranked, case.relevant)
 
 
 class _NoBar:

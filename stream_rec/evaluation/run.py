@@ -186,6 +186,10 @@ def _arm_result(t: ArmTally, group: GroupTally, cost: CostModel) -> dict[str, An
         "metrics": {k: round(v, 6) for k, v in t.metrics.result().items()},
         "metrics_se": {k: _r(v, 6) for k, v in t.standard_errors().items()},
         "curve": {k: round(v, 6) for k, v in t.curve.result().items()},
+        "slices": {name: {"cases": acc.count,
+                          "metrics": {k: round(v, 6) for k, v in acc.result().items()}}
+                   for name, acc in t.slices.items()},
+        "learner": _learner(t, events),
         "recs": recs,
         "short_lists": t.short_lists,
         "latency_ms_p50": _r(percentile(lat_ms, 0.50)),
@@ -206,9 +210,21 @@ def _arm_result(t: ArmTally, group: GroupTally, cost: CostModel) -> dict[str, An
     }
 
 
+def _learner(t: ArmTally, events: int) -> dict[str, Any] | None:
+    learner = t.learner
+    if learner is None:
+        return None
+    state = learner.ranker.state()
+    return {"lists": learner.lists, "labels": learner.labels, "misses": learner.misses,
+            "mean_loss": _r(learner.loss_sum / learner.labels if learner.labels else math.nan),
+            "learn_us_per_event": _r(t.learn_ns / 1e3 / events, 2),
+            "weights": {f: round(w, 4) for f, w in zip(state.features, state.weights,
+                                                       strict=True)}}
+
+
 def _ablation(arms: Mapping[str, Mapping[str, Any]], headline: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for base in ("fast", "slm"):
+    for base in ("blend", "fast", "slm"):
         if base not in arms:
             continue
         full = arms[base]["metrics"]

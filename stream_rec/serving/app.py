@@ -88,6 +88,7 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
         while runtime.model is not None and not app.should_stop:
             caught_up = runtime.replicated is not None and runtime.replicated.caught_up.is_set()
             await runtime.model.embed_pending(runtime.metrics, caught_up=caught_up)
+            runtime.recommender.text_space = runtime.model.space  # no await since the swap
             await asyncio.sleep(0.05)
 
     web.add_pages(app, runtime, users, lambda: _ready(app, runtime, follower))

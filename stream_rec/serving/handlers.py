@@ -138,6 +138,10 @@ class EventHandler(_DeadLettering):
                   else UserProfile.new(event.user_id))
         obs = runtime.recommender.observe(before, event, partition=message.partition,
                                           offset=message.offset)
+        if obs.applied and runtime.learner is not None:
+            # the event labels the list this user would have had before it (no model call;
+            # its delta is folded later, so the features do not see it)
+            runtime.learner.on_event(before, event)
         if obs.applied:
             self.users[event.user_id] = codec.dumps(obs.profile.to_dict())
             metrics.events.labels(event.type).inc()

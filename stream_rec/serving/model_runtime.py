@@ -15,6 +15,7 @@ from typing import Any
 
 from stream_rec.config import Settings
 from stream_rec.core.events import CatalogItem
+from stream_rec.core.text_space import TextSpace
 from stream_rec.errors import ModelError
 from stream_rec.model.files import resolve_model_path, sha256_file
 from stream_rec.model.loading import pool_from_settings
@@ -41,6 +42,9 @@ class ModelRuntime:
     cache: EmbeddingCache | None
     pending: dict[str, CatalogItem] = field(default_factory=dict)
     warm: bool = False  # the catalog present at start-up has been embedded
+    vectors: dict[str, Any] = field(default_factory=dict)
+    space: TextSpace | None = None
+    text_neighbours: int = 50
 
     @classmethod
     def load(cls, settings: Settings) -> ModelRuntime:
@@ -56,7 +60,7 @@ class ModelRuntime:
         cache = EmbeddingCache(cache_dir, model_key=first.model_key)
         log.info("model %s (sha256 %s…) loaded, %d-d vectors", path.name, sha[:12], dim)
         return cls(name=_short_name(path), sha256=sha, pool=pool, semantic=SemanticIndex(dim),
-                   cache=cache)
+                   cache=cache, text_neighbours=settings.text_neighbours)
 
     def on_item(self, item: CatalogItem, changed: bool) -> None:
         """Catalog callback: queue new or re-titled items for embedding."""
@@ -77,7 +81,14 @@ class ModelRuntime:
             for item in batch:
                 self.pending.setdefault(item.item_id, item)
             return 0
+        # the ranker's text space (neighbour lists) is rebuilt off the event loop; the new
+        # vectors are indexed and the space swapped together, with no await in between, so
+        # an item counted as embedded is also among the text neighbours
+        space = await asyncio.to_thread(TextSpace.build, {**self.vectors, **vectors},
+                                        neighbours=self.text_neighbours)
         self.semantic.add(vectors)
+        self.vectors.update(vectors)
+        self.space = space
         metrics.items_embedded.inc(len(vectors))
         metrics.model_calls.labels("embed", "ok").inc()
         metrics.model_batch.observe(len(batch))

@@ -12,14 +12,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream_rec import assembly
 from stream_rec.ab.store import AbStore
 from stream_rec.broker.security import client_security_kwargs
 from stream_rec.config import Settings
 from stream_rec.core.catalog import Catalog
 from stream_rec.core.events import EventLimits
-from stream_rec.core.item_stats import ItemStats, StatsParams
-from stream_rec.core.profile import ProfileParams
-from stream_rec.core.ranking import RankParams
+from stream_rec.core.item_stats import ItemStats
+from stream_rec.core.learned_ranker import LearnedRanker, StreamLearner
 from stream_rec.core.recommender import Recommender
 from stream_rec.core.router import Router
 from stream_rec.llm.arm import LlmArm
@@ -52,6 +52,7 @@ class WorkerRuntime:
     replicated: ReplicatedState | None = None
     ab: AbStore | None = None
     pending_deltas: list[list[Any]] = field(default_factory=list)
+    learner: StreamLearner | None = None  # learns the ranker from this worker's events
     last_delta_flush: float = field(default_factory=time.monotonic)
 
     @property
@@ -75,15 +76,13 @@ class WorkerRuntime:
 def build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
     """The recommender, router, metrics, model and replicated state of one SLM worker."""
     catalog = Catalog()
-    stats = ItemStats(StatsParams(popularity_half_life_s=settings.popularity_half_life_s,
-                                  covisit_window=settings.covisit_window,
-                                  max_neighbours=settings.covisit_max_neighbours))
+    stats = ItemStats(assembly.stats_params(settings))
+    learner_params = assembly.learner_params(settings)
     recommender = Recommender(
         catalog, stats,
-        rank_params=RankParams(top_k=settings.top_k, per_source=settings.candidates_per_source),
-        profile_params=ProfileParams(recent_items=settings.recent_items,
-                                     half_life_s=settings.half_life_s,
-                                     dedupe_window=settings.dedupe_window),
+        rank_params=assembly.rank_params(settings),
+        profile_params=assembly.profile_params(settings),
+        ranker=LearnedRanker(learner_params) if learner_params is not None else None,
     )
     metrics = WorkerMetrics()
     metrics.llm_pending_limit.set(settings.llm_max_pending)
@@ -102,6 +101,8 @@ def build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
         llm_arm=LlmArm(worker_id=worker_id(), max_pending=settings.llm_max_pending,
                        deadline_ms=settings.llm_deadline_ms, top_k=settings.top_k),
     )
+    if recommender.ranker is not None:
+        runtime.learner = recommender.learner()
     runtime.replicated = ReplicatedState(
         bootstrap=bootstrap, catalog_topic=settings.topics.catalog,
         deltas_topic=settings.topics.item_deltas, catalog=catalog, stats=stats,

@@ -96,7 +96,7 @@ def test_evaluator_goes_through_the_workers_observe_and_recommend(
         movielens_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"observe": 0, "recommend": 0, "rank": 0}
     observe, recommend = Recommender.observe, Recommender.recommend
-    rank = recommender_module.recommend
+    rank, learned = recommender_module.recommend, recommender_module.rank_candidates
 
     def spy_observe(self: Recommender, *args: object, **kwargs: object) -> object:
         calls["observe"] += 1
@@ -112,7 +112,12 @@ def test_evaluator_goes_through_the_workers_observe_and_recommend(
 
     monkeypatch.setattr(Recommender, "observe", spy_observe)
     monkeypatch.setattr(Recommender, "recommend", spy_recommend)
+    def spy_learned(*args: object, **kwargs: object) -> object:
+        calls["rank"] += 1
+        return learned(*args, **kwargs)  # type: ignore[arg-type]
+
     monkeypatch.setattr(recommender_module, "recommend", spy_rank)
+    monkeypatch.setattr(recommender_module, "rank_candidates", spy_learned)
     arms = ["popular", "item-knn", "fast"]
     results = evaluate("movielens", movielens_dir, "llamarec", arms, out_dir=None,
                        progress=False, ablation=False)
@@ -126,7 +131,7 @@ def test_evaluator_goes_through_the_workers_observe_and_recommend(
 
 def test_results_json_keys_are_stable(movielens_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    evaluate("movielens", movielens_dir, "llamarec", ["popular", "fast"], out_dir=out,
+    evaluate("movielens", movielens_dir, "llamarec", ["popular", "blend", "fast"], out_dir=out,
              progress=False, plots=False, command="stream-rec eval ...")
     data = json.loads((out / "results.json").read_text())
     assert set(data) >= {"dataset", "protocol", "stage", "split", "arms", "ablation",
@@ -140,7 +145,8 @@ def test_results_json_keys_are_stable(movielens_dir: Path, tmp_path: Path) -> No
                             "joules_per_rec", "observe_us_per_event"}
         assert set(arm["metrics"]) == {"recall@5", "recall@10", "ndcg@5", "ndcg@10", "mrr@10"}
         assert "_latency_ms" not in arm
-    assert set(data["ablation"]["fast"]["without"]) >= {"covisit", "trending"}
+    assert set(data["ablation"]["blend"]["without"]) >= {"covisit", "trending"}
+    assert set(data["arms"]["fast"]["slices"]) == {"cold_item", "new_user"}
     assert set(data["published"]["systems"]) == {"LlamaRec", "LRURec", "SASRec"}
     assert (out / "results.md").read_text().startswith("# movielens / llamarec")
 
@@ -176,11 +182,11 @@ def test_unknown_arm_and_model_arm_without_model_are_config_errors() -> None:
 
 
 def test_ablation_drops_one_source_at_a_time() -> None:
-    fast = make_arms(["fast"], ablation=False)[0]
-    names = {a.name for a in ablation_arms(fast)}
-    assert "fast-no-covisit" in names and "fast-no-similar" not in names
-    for arm in ablation_arms(fast):
-        assert len(arm.weights) == len(fast.weights) - 1
+    blend = make_arms(["blend"], ablation=False)[0]
+    names = {a.name for a in ablation_arms(blend)}
+    assert "blend-no-covisit" in names and "blend-no-similar" not in names
+    for arm in ablation_arms(blend):
+        assert len(arm.weights) == len(blend.weights) - 1
 
 
 # ----- the two core additions evaluation relies on ----------------------------------------

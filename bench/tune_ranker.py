@@ -1,0 +1,51 @@
+"""Validation-stage sweep of the learned ranker's settings (one choice for all datasets).
+
+    python bench/tune_ranker.py --dataset amazon-minionerec --data-dir DIR --protocol minionerec \
+        --set ranker_learning_rate=0.01,0.05 [--model] [--limit-cases N]
+
+Prints the headline metric and the cold-item slice of each variant; never asks test cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from stream_rec.config import Settings
+from stream_rec.evaluation import evaluate
+from stream_rec.evaluation.arms import served_arm
+from stream_rec.evaluation.model_arm import model_hooks_factory
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--protocol", required=True)
+    ap.add_argument("--set", required=True, help="field=v1,v2 (a Settings field)")
+    ap.add_argument("--model", action="store_true", help="the slm arm (else fast)")
+    ap.add_argument("--limit-cases", type=int, default=0)
+    args = ap.parse_args()
+    field, values = args.set.split("=")
+    kind = {f.name: f.type for f in dataclasses.fields(Settings)}[field]
+    arms = []
+    for raw in values.split(","):
+        value = {"int": int, "float": float}.get(str(kind), str)(raw)
+        settings = dataclasses.replace(Settings(), **{field: value})
+        arms.append(served_arm(settings, name=f"{field}={raw}", model=args.model))
+    hooks = model_hooks_factory(["slm"]) if args.model else None
+    results = evaluate(args.dataset, args.data_dir, args.protocol, arms, out_dir=None,
+                       progress=False, stage="valid", limit_cases=args.limit_cases,
+                       model_hooks=hooks)
+    head = results["headline"]
+    for name, arm in results["arms"].items():
+        print(json.dumps({"arm": name, head: arm["metrics"][head],
+                          "ndcg@10": arm["metrics"].get("ndcg@10"),
+                          "cold": arm["slices"]["cold_item"]["metrics"].get(head),
+                          "p50_ms": arm["latency_ms_p50"],
+                          "learn_us": arm["learner"]["learn_us_per_event"]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""A ranker that learns from the stream: linear listwise (softmax) model, online AdaGrad.
+
+Pure: numpy only, no Kafka, faust or model. The user's next item event labels the list
+that user would have been served just before it (:class:`StreamLearner`): every item the
+user touches at that next instant is a positive among that list's candidates, and one
+SGD step raises its softmax probability. Before any label the weights are the priors
+(:data:`stream_rec.features.PRIOR_WEIGHTS`: the fixed blend), so it ranks well from the
+first event; the learning rate and the pull toward the priors are the only
+hyper-parameters, one choice for every shop.
+
+The parameters are a plain, versioned record (:class:`RankerState`: ``to_dict`` /
+``from_dict``), so a worker can publish, replicate and restore them.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stream_rec.core.events import Event
+from stream_rec.core.features import FEATURES, PRIOR_WEIGHTS, CandidateSet
+from stream_rec.core.profile import UserProfile
+
+__all__ = ["LearnedRanker", "LearnerParams", "RankerState", "StreamLearner", "rank_candidates"]
+
+SCHEMA = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerParams:
+    """Learning rate (AdaGrad), the L2 pull toward the priors, and a step cap."""
+
+    learning_rate: float = 0.1
+    prior_l2: float = 1e-4
+    max_step: float = 0.5
+    # learn from one in this many (user, instant) lists, chosen by a hash: the per-event
+    # cost of building a training list is paid only for those
+    sample_every: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RankerState:
+    """The learned ranker's parameters: feature names, weights, AdaGrad sums, updates."""
+
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+    grad_squares: tuple[float, ...]
+    updates: int = 0
+    schema: int = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.schema, "updates": self.updates,
+                "features": list(self.features), "weights": list(self.weights),
+                "grad_squares": list(self.grad_squares)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RankerState:
+        """Inverse of :meth:`to_dict`; raises ValueError for another schema."""
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"ranker state: schema must be {SCHEMA}, got {data.get('schema')!r}")
+        return cls(features=tuple(data["features"]),
+                   weights=tuple(float(w) for w in data["weights"]),
+                   grad_squares=tuple(float(g) for g in data["grad_squares"]),
+                   updates=int(data["updates"]))
+
+    @classmethod
+    def prior(cls, features: Sequence[str] = FEATURES,
+              weights: Mapping[str, float] = PRIOR_WEIGHTS) -> RankerState:
+        return cls(tuple(features), tuple(float(weights.get(f, 0.0)) for f in features),
+                   tuple(0.0 for _ in features))
+
+
+class LearnedRanker:
+    """``score(x)`` = x @ w; ``learn_one(x, positive, mask)`` = one softmax SGD step."""
+
+    def __init__(self, params: LearnerParams = LearnerParams(),
+                 state: RankerState | None = None, *,
+                 disabled: frozenset[str] = frozenset()) -> None:
+        state = state or RankerState.prior()
+        if tuple(state.features) != FEATURES:
+            # a state from another feature set: keep the weights of the names we still have
+            old = dict(zip(state.features, state.weights, strict=True))
+            state = RankerState.prior(FEATURES, {**PRIOR_WEIGHTS, **old})
+        self.params = params
+        self.w = np.asarray(state.weights, np.float64)
+        self.g2 = np.asarray(state.grad_squares, np.float64)
+        self.prior_w = np.asarray([PRIOR_WEIGHTS.get(f, 0.0) for f in FEATURES], np.float64)
+        self.updates = state.updates
+        self.active = np.asarray([f not in disabled for f in FEATURES], np.float64)
+
+    def state(self) -> RankerState:
+        return RankerState(FEATURES, tuple(self.w.tolist()), tuple(self.g2.tolist()),
+                           self.updates)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x @ self.w, np.float64)
+
+    def learn_one(self, x: np.ndarray, positive: int,
+                  ignore: Sequence[int] = ()) -> float:
+        """Raise candidate ``positive``'s softmax probability among the rows of ``x``
+        (rows in ``ignore``, e.g. other positives of the same instant, left out).
+        Returns the loss before the step."""
+        scores = self.score(x)
+        if ignore:
+            scores[list(ignore)] = -np.inf
+        top = scores.max()
+        p = np.exp(scores - top)
+        p /= p.sum()
+        loss = -float(np.log(max(p[positive], 1e-300)))
+        grad = x.T.astype(np.float64) @ p - x[positive]  # d loss / d w
+        grad += self.params.prior_l2 * (self.w - self.prior_w)
+        grad *= self.active
+        self.g2 += grad * grad
+        step = self.params.learning_rate * grad / (np.sqrt(self.g2) + 1e-8)
+        np.clip(step, -self.params.max_step, self.params.max_step, out=step)
+        self.w -= step
+        self.updates += 1
+        return loss
+
+
+@dataclass
+class _Pending:
+    ts_ms: int
+    candidates: CandidateSet
+    index: dict[str, int]
+    labelled: list[int] = field(default_factory=list)
+
+
+class StreamLearner:
+    """Labels each user's would-be list with their next instant's items and learns.
+
+    ``build(profile, now_ms)`` must return the candidates the recommender would rank for
+    ``profile`` (built from the state *before* the labelling event is folded). One list is
+    kept per user (an LRU of ``max_users``; losing one only loses a training example).
+    """
+
+    def __init__(self, ranker: LearnedRanker,
+                 build: Callable[[UserProfile, int], CandidateSet], *,
+                 max_users: int = 100_000) -> None:
+        self.ranker = ranker
+        self.build = build
+        self.max_users = max_users
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self.lists = 0
+        self.labels = 0
+        self.misses = 0  # labels whose item was not among the candidates
+        self.loss_sum = 0.0
+
+    def on_event(self, before: UserProfile, event: Event) -> None:
+        """Call with the user's profile before ``event`` and before its delta is folded."""
+        item = event.item_id
+        if item is None or event.type not in ("view", "rec_click", "add_to_cart",
+                                              "purchase") or not before.recent:
+            return
+        every = self.ranker.params.sample_every
+        if every > 1 and zlib.crc32(f"{event.user_id}|{event.ts_ms}".encode()) % every:
+            return
+        pending = self._pending.get(event.user_id)
+        if pending is None or pending.ts_ms != event.ts_ms:
+            built = self.build(before, event.ts_ms)
+            pending = _Pending(event.ts_ms, built, {i: k for k, i in enumerate(built.items)})
+            self._pending[event.user_id] = pending
+            self.lists += 1
+            if len(self._pending) > self.max_users:
+                self._pending.popitem(last=False)
+        self._pending.move_to_end(event.user_id)
+        k = pending.index.get(item)
+        if k is None:
+            self.misses += 1
+            return
+        if k in pending.labelled:
+            return
+        self.loss_sum += self.ranker.learn_one(pending.candidates.x, k, pending.labelled)
+        pending.labelled.append(k)
+        self.labels += 1
+
+
+def rank_candidates(candidates: CandidateSet, ranker: LearnedRanker, *, top_k: int,
+                    keep: Callable[[str], bool]) -> list[tuple[str, float, str, str]]:
+    """The ``top_k`` candidates by learned score that ``keep`` accepts:
+    (item, score, source, anchor), best first, ties by item id."""
+    if not candidates.items:
+        return []
+    scores = ranker.score(candidates.x)
+    items = candidates.items
+    order = sorted(range(len(items)), key=lambda k: (-scores[k], items[k]))
+    out: list[tuple[str, float, str, str]] = []
+    for k in order:
+        if keep(items[k]):
+            source, anchor = candidates.why[k]
+            out.append((items[k], float(scores[k]), source, anchor))
+            if len(out) >= top_k:
+                break
+    return out

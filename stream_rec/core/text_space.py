@@ -1,0 +1,135 @@
+"""Item text vectors as the ranker reads them: centred cosine space plus nearest neighbours.
+
+Built once per catalog change (off the event loop: a few matrix products), read per
+recommendation without a model call and without a scan of the catalog:
+
+- :meth:`TextSpace.neighbours_mix` is the ``similar`` candidate source: a mixture of the
+  precomputed text neighbours of the user's recent items (like co-visitation, but from
+  titles, so a brand-new item has neighbours from the moment it is embedded);
+- :meth:`TextSpace.cosine` scores any candidate against the user's taste vector (a feature
+  of the learned ranker).
+
+>>> import numpy as np
+>>> space = TextSpace.build({"a": np.array([1.0, 0.0]), "b": np.array([0.9, 0.1]),
+...                          "c": np.array([0.0, 1.0])}, neighbours=1, centre=False)
+>>> space.neighbours_mix({"a": 1.0}, 1)[0][0]
+'b'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["TextSpace"]
+
+_BLOCK = 1024
+
+
+class TextSpace:
+    """Centred, normalised item vectors with each item's ``neighbours`` nearest items."""
+
+    def __init__(self, ids: Sequence[str], unit: np.ndarray, nbr_idx: np.ndarray,
+                 nbr_sim: np.ndarray) -> None:
+        self.ids = list(ids)
+        self.rows = {item: i for i, item in enumerate(self.ids)}
+        self.unit = unit  # (n, d) centred then L2-normalised
+        self.nbr_idx = nbr_idx  # (n, m) row indices, best first
+        self.nbr_sim = nbr_sim  # (n, m) cosines
+        self._nbr_lists: dict[int, list[tuple[str, float]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self.rows
+
+    @classmethod
+    def build(cls, vectors: Mapping[str, np.ndarray], *, neighbours: int = 50,
+              centre: bool = True) -> TextSpace:
+        """Index ``vectors`` (any scale); cosine after subtracting the mean of the units."""
+        ids = sorted(vectors)
+        if not ids:
+            return cls([], np.zeros((0, 1), np.float32), np.zeros((0, 0), np.int32),
+                       np.zeros((0, 0), np.float32))
+        matrix = np.stack([np.asarray(vectors[i], np.float32).reshape(-1) for i in ids])
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        if centre:
+            matrix -= matrix.mean(axis=0, keepdims=True)
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        n = len(ids)
+        m = max(0, min(neighbours, n - 1))
+        nbr_idx = np.zeros((n, m), np.int32)
+        nbr_sim = np.zeros((n, m), np.float32)
+        if m:
+            for start in range(0, n, _BLOCK):
+                block = matrix[start:start + _BLOCK] @ matrix.T
+                rows = np.arange(block.shape[0])
+                block[rows, rows + start] = -np.inf  # never your own neighbour
+                top = np.argpartition(-block, m - 1, axis=1)[:, :m]
+                sims = np.take_along_axis(block, top, axis=1)
+                order = np.argsort(-sims, axis=1, kind="stable")
+                nbr_idx[start:start + len(rows)] = np.take_along_axis(top, order, axis=1)
+                nbr_sim[start:start + len(rows)] = np.take_along_axis(sims, order, axis=1)
+        return cls(ids, matrix.astype(np.float32), nbr_idx, nbr_sim)
+
+    def neighbours(self, item_id: str) -> list[tuple[str, float]]:
+        """The item's nearest items by centred cosine, best first (empty if unknown)."""
+        row = self.rows.get(item_id)
+        if row is None:
+            return []
+        found = self._nbr_lists.get(row)
+        if found is None:
+            ids = self.ids
+            found = [(ids[j], s) for j, s in zip(self.nbr_idx[row].tolist(),
+                                                 self.nbr_sim[row].tolist(), strict=True)]
+            self._nbr_lists[row] = found
+        return found
+
+    def neighbours_mix(self, weights: Mapping[str, float], n: int,
+                       exclude: Collection[str] = ()) -> list[tuple[str, float, str]]:
+        """Items near the weighted recent items: sum of weight x positive cosine over the
+        anchors' neighbour lists (weights normalised), best first, with the anchor that
+        contributed most."""
+        known = {item: w for item, w in weights.items() if item in self.rows and w > 0}
+        total = sum(known.values())
+        if not total:
+            return []
+        scores: dict[str, float] = {}
+        best: dict[str, tuple[float, str]] = {}
+        for anchor, w in known.items():
+            share = w / total
+            for item, sim in self.neighbours(anchor):
+                if sim <= 0:
+                    break
+                part = share * sim
+                scores[item] = scores.get(item, 0.0) + part
+                if part > best.get(item, (0.0, ""))[0]:
+                    best[item] = (part, anchor)
+        ranked = sorted(((s, i) for i, s in scores.items()
+                         if i not in exclude and i not in known), key=lambda si: (-si[0], si[1]))
+        return [(i, s, best[i][1]) for s, i in ranked[:n]]
+
+    def query(self, weights: Mapping[str, float]) -> np.ndarray | None:
+        """The unit taste vector of the weighted items (None when none is indexed)."""
+        rows = [(self.rows[i], w) for i, w in weights.items() if i in self.rows and w > 0]
+        if not rows:
+            return None
+        q = np.zeros(self.unit.shape[1], np.float32)
+        for r, w in rows:
+            q += w * self.unit[r]
+        norm = math.sqrt(float(np.einsum("i,i->", q, q)))
+        return q / norm if norm > 0 else None
+
+    def cosine(self, query: np.ndarray | None, items: Sequence[str]) -> np.ndarray:
+        """Centred cosine of each item with ``query`` (0 for items without a vector)."""
+        out = np.zeros(len(items), np.float32)
+        if query is None or not len(self.ids):
+            return out
+        pos = [(k, self.rows[i]) for k, i in enumerate(items) if i in self.rows]
+        if pos:
+            ks, rows = zip(*pos, strict=True)
+            out[list(ks)] = np.einsum("ij,j->i", self.unit[list(rows)], query)
+        return out

@@ -1,0 +1,81 @@
+"""The learned ranker: served = evaluated, priors = the blend, learning moves toward labels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream_rec import assembly
+from stream_rec.config import Settings
+from stream_rec.core.catalog import Catalog
+from stream_rec.core.events import CatalogItem, Event
+from stream_rec.core.features import FEATURES
+from stream_rec.core.item_stats import ItemStats
+from stream_rec.core.learned_ranker import LearnedRanker, LearnerParams, RankerState
+from stream_rec.core.profile import UserProfile
+from stream_rec.core.recommender import Recommender
+from stream_rec.evaluation.arms import make_arms, served_arm
+from stream_rec.evaluation.replay import replay_group  # noqa: F401  (import contract)
+
+
+def test_evaluated_slm_arm_is_what_a_default_worker_serves() -> None:
+    settings = Settings()
+    slm = make_arms(["slm"], model_available=True, dataset="movielens",
+                    protocol="llamarec")[0]
+    assert slm == served_arm(settings)
+    assert slm.stats == assembly.stats_params(settings)
+    assert slm.profile == assembly.profile_params(settings)
+    assert slm.learner == assembly.learner_params(settings)
+    rank = slm.rank_params(settings.top_k)
+    assert rank.per_source == assembly.rank_params(settings).per_source
+    # no dataset-keyed choice: every dataset gets the same arm
+    for dataset, protocol in (("amazon-minionerec", "minionerec"),
+                              ("online-retail", "time-split")):
+        assert make_arms(["slm"], model_available=True, dataset=dataset,
+                         protocol=protocol)[0] == slm
+
+
+def test_ranker_state_round_trips_and_starts_at_the_prior() -> None:
+    ranker = LearnedRanker()
+    state = ranker.state()
+    assert dict(zip(state.features, state.weights, strict=True))["prior"] == 1.0
+    x = np.zeros((3, len(FEATURES)), np.float32)
+    x[:, 1] = [1.0, 0.0, -1.0]
+    ranker.learn_one(x, 2)
+    again = RankerState.from_dict(ranker.state().to_dict())
+    assert again == ranker.state()
+    assert LearnedRanker(state=again).score(x).tolist() == ranker.score(x).tolist()
+
+
+def test_learning_raises_the_labelled_candidates_score() -> None:
+    ranker = LearnedRanker(LearnerParams(learning_rate=0.1))
+    x = np.zeros((4, len(FEATURES)), np.float32)
+    x[:, FEATURES.index("popularity")] = [3.0, 2.0, 1.0, 0.0]  # the label is the least popular
+    for _ in range(50):
+        ranker.learn_one(x, 3)
+    scores = ranker.score(x)
+    assert int(np.argmax(scores)) == 3
+
+
+def test_stream_learner_labels_the_list_before_the_event() -> None:
+    items = [f"i{n}" for n in range(6)]
+    rec = Recommender(Catalog(CatalogItem(i, i.upper(), "") for i in items), ItemStats(),
+                      ranker=LearnedRanker(LearnerParams(sample_every=1)))
+    learner = rec.learner()
+    profiles: dict[str, UserProfile] = {}
+    ts = 1_300_000_000_000
+    for u in range(20):  # everybody buys i0 then i1
+        for step, item in enumerate(("i0", "i1")):
+            user = f"u{u}"
+            before = profiles.get(user, UserProfile.new(user))
+            event = Event(f"e{u}-{step}", "purchase", user, ts + 60_000 * (2 * u + step),
+                          item_id=item)
+            learner.on_event(before, event)
+            obs = rec.observe(before, event)
+            profiles[user] = obs.profile
+            if obs.delta is not None:
+                rec.stats.learn_one(obs.delta)
+    assert learner.labels > 0
+    top = rec.recommend(UserProfile.new("new").__class__.new("x"), now_ms=ts)
+    assert top  # popular backfill for a new user
+    mid = profiles["u0"]
+    assert rec.recommend(mid, now_ms=ts + 10**7)[0].item_id in items
