@@ -30,8 +30,7 @@ __all__ = ["FEATURES", "MODEL_FEATURES", "PRIOR_WEIGHTS", "CandidateSet", "Featu
            "build_candidates"]
 
 FEATURES: tuple[str, ...] = (
-    "prior",  # log of the fixed blend (co-visit + buy-again + 0.1 trending + 0.03 category
-    #          + 0.03 text neighbours, as ranking.DEFAULT_WEIGHTS)
+    "prior",  # log of the fixed blend (co-visit + buy-again + 0.1 trending + 0.03 category)
     "covisit",  # log P(item | recent anchors), the co-visitation mixture
     "covisit_last",  # log P(item | the last item)
     "covisit_anchors",  # share of the recent anchors that lead to the item
@@ -60,8 +59,10 @@ FEATURES: tuple[str, ...] = (
 )
 MODEL_FEATURES = frozenset({"sim", "sim_last", "sim_neighbours", "sim_x_cold",
                             "sim_x_history", "rank_similar"})
-# Before any label the ranker is the fixed blend: score = log(blend).
-PRIOR_WEIGHTS: Mapping[str, float] = {"prior": 1.0}
+# Before any label the ranker is the fixed blend, score = log(blend), with the model's
+# text-neighbour score as a small tie-breaker: where the blend knows nothing (a new item,
+# a new shop) the items nearest by text come first, as the fixed blend's similar source did.
+PRIOR_WEIGHTS: Mapping[str, float] = {"prior": 1.0, "sim_neighbours": 0.05}
 
 _COL = {name: i for i, name in enumerate(FEATURES)}
 _EPS = 1e-5
@@ -161,10 +162,9 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
     ages = [touched_age.get(i) for i in items]
     firsts = [first_ms.get(i) for i in items]
     cat_of = catalog.category
-    text = {item: score for item, score, _ in similar}
     columns: dict[str, list[float]] = {
-        "prior": [log(_EPS + a + b + 0.1 * c + 0.03 * d + 0.03 * text.get(i, 0.0))
-                  for i, a, b, c, d in zip(items, cv, ba, tr, cat, strict=True)],
+        "prior": [log(_EPS + a + b + 0.1 * c + 0.03 * d)
+                  for a, b, c, d in zip(cv, ba, tr, cat, strict=True)],
         "covisit": [log(_EPS + a) for a in cv],
         "covisit_last": [log(_EPS + covisit_last.get(i, 0.0)) for i in items],
         "covisit_anchors": [covisit_frac.get(i, 0.0) for i in items],

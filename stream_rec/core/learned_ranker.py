@@ -4,7 +4,7 @@ Pure: numpy only, no Kafka, faust or model. The user's next item event labels th
 that user would have been served just before it (:class:`StreamLearner`): every item the
 user touches at that next instant is a positive among that list's candidates, and one
 SGD step raises its softmax probability. Before any label the weights are the priors
-(:data:`stream_rec.features.PRIOR_WEIGHTS`: the fixed blend), so it ranks well from the
+(:data:`stream_rec.core.features.PRIOR_WEIGHTS`: the fixed blend), so it ranks well from the
 first event; the learning rate and the pull toward the priors are the only
 hyper-parameters, one choice for every shop.
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from aiokafka import AIOKafkaConsumer
 
 from stream_rec.ab.online import ArmCounters
 from stream_rec.ab.report import read_arm_counters
-from stream_rec.broker.publisher import publish
+from stream_rec.broker.publisher import catalog_records, publish
+from stream_rec.broker.topics import ensure_topics
 from stream_rec.config import Settings
 from stream_rec.core import codec
 from stream_rec.core.events import Event
@@ -76,6 +78,25 @@ async def _read(bootstrap: str, topic: str, until: int, timeout_s: float,
         await consumer.stop()
     assert len(seen) >= until, f"only {len(seen)} of {until} messages on {topic}"
     return list(seen.values())
+
+
+def open_pipeline(broker: RunningBroker, tmp_path: Path, prefix: str,
+                  **overrides: Any) -> Iterator[Pipeline]:
+    """A Pipeline on unique topics with the demo catalog published; kills its workers after.
+
+    Use from a fixture: ``yield from open_pipeline(tansu_broker, tmp_path, "t", …)``.
+    """
+    tag = uuid.uuid4().hex[:8]
+    scheme = "tansu" if broker.info.kind == "tansu" else "kafka"
+    settings = Settings(broker=f"{scheme}://{broker.info.bootstrap}",
+                        topic_prefix=f"{prefix}{tag}", app_id=f"{prefix}-app-{tag}",
+                        partitions=4, data_dir=tmp_path / "state", **overrides)
+    pipe = Pipeline(broker, settings, tmp_path)
+    asyncio.run(ensure_topics(broker.info.bootstrap, settings))
+    pipe.publish(list(catalog_records(DEMO.catalog)), settings.topics.catalog)
+    yield pipe
+    for worker in pipe.workers:
+        worker.kill()
 
 
 def fresh_views(prefix: str, users: int, per_user: int = 1) -> list[Event]:

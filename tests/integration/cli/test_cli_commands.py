@@ -12,12 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_support import DEMO, WARMUP, Pipeline, fresh_views, wait_for
+from pipeline_support import DEMO, WARMUP, Pipeline, fresh_views, open_pipeline, wait_for
 
-from stream_rec.broker.publisher import catalog_records, event_records
+from stream_rec.broker.publisher import event_records
 from stream_rec.broker.tail import last_records
-from stream_rec.broker.topics import ensure_topics
-from stream_rec.config import Settings
 from stream_rec.core import codec
 from stream_rec.local.brokers import RunningBroker
 
@@ -29,16 +27,8 @@ TITLES = {item.item_id: item.title for item in DEMO.catalog}
 
 @pytest.fixture
 def cli_pipeline(tansu_broker: RunningBroker, tmp_path: Path) -> Iterator[Pipeline]:
-    tag = uuid.uuid4().hex[:8]
-    settings = Settings(broker=f"tansu://{tansu_broker.info.bootstrap}", topic_prefix=f"cli{tag}",
-                        app_id=f"cli-{tag}", partitions=4, data_dir=tmp_path / "state",
-                        model_path="none", trigger_types=("view",))
-    pipe = Pipeline(tansu_broker, settings, tmp_path)
-    asyncio.run(ensure_topics(tansu_broker.info.bootstrap, settings))
-    pipe.publish(list(catalog_records(DEMO.catalog)), settings.topics.catalog)
-    yield pipe
-    for worker in pipe.workers:
-        worker.kill()
+    yield from open_pipeline(tansu_broker, tmp_path, "cli", model_path="none",
+                             trigger_types=("view",))
 
 
 def cli(pipe: Pipeline, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:

@@ -18,12 +18,11 @@ import os
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_support import DEMO, WARMUP, Pipeline, wait_for
+from pipeline_support import DEMO, WARMUP, Pipeline, open_pipeline, wait_for
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.options import Options
@@ -32,9 +31,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from stream_rec.broker.publisher import catalog_records, event_records, publish
-from stream_rec.broker.topics import ensure_topics
-from stream_rec.config import Settings
+from stream_rec.broker.publisher import event_records, publish
 from stream_rec.core import codec
 from stream_rec.core.events import Event
 from stream_rec.local.brokers import RunningBroker
@@ -60,16 +57,7 @@ return {
 
 @pytest.fixture
 def console_pipeline(tansu_broker: RunningBroker, tmp_path: Path) -> Iterator[Pipeline]:
-    tag = uuid.uuid4().hex[:8]
-    settings = Settings(broker=f"tansu://{tansu_broker.info.bootstrap}", topic_prefix=f"c{tag}",
-                        app_id=f"console-{tag}", partitions=4, data_dir=tmp_path / "state",
-                        arms="slm:0.5,holdout:0.5")
-    pipe = Pipeline(tansu_broker, settings, tmp_path)
-    asyncio.run(ensure_topics(tansu_broker.info.bootstrap, settings))
-    pipe.publish(list(catalog_records(DEMO.catalog)), settings.topics.catalog)
-    yield pipe
-    for worker in pipe.workers:
-        worker.kill()
+    yield from open_pipeline(tansu_broker, tmp_path, "c", arms="slm:0.5,holdout:0.5")
 
 
 @pytest.fixture

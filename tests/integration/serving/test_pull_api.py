@@ -8,7 +8,6 @@ the user's partition answers, the other forwards to it. The user's state needs t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -17,11 +16,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from pipeline_support import DEMO, WARMUP, Pipeline, fresh_views, wait_for
+from pipeline_support import WARMUP, Pipeline, fresh_views, open_pipeline, wait_for
 
-from stream_rec.broker.publisher import catalog_records, event_records
-from stream_rec.broker.topics import ensure_topics
-from stream_rec.config import Settings
+from stream_rec.broker.publisher import event_records
 from stream_rec.core import codec
 from stream_rec.local.brokers import RunningBroker
 from stream_rec.local.processes import WorkerProcess
@@ -36,17 +33,8 @@ USERS = 12
 
 @pytest.fixture
 def tansu_pipeline(tansu_broker: RunningBroker, tmp_path: Path) -> Iterator[Pipeline]:
-    tag = uuid.uuid4().hex[:8]
-    settings = Settings(broker=f"tansu://{tansu_broker.info.bootstrap}", topic_prefix=f"t{tag}",
-                        app_id=f"app-{tag}", partitions=4, data_dir=tmp_path / "state",
-                        commit_interval_s=0.5, model_path="none",
-                        trigger_types=("view", "rec_request"))
-    pipe = Pipeline(tansu_broker, settings, tmp_path)
-    asyncio.run(ensure_topics(tansu_broker.info.bootstrap, settings))
-    pipe.publish(list(catalog_records(DEMO.catalog)), settings.topics.catalog)
-    yield pipe
-    for worker in pipe.workers:
-        worker.kill()
+    yield from open_pipeline(tansu_broker, tmp_path, "t", commit_interval_s=0.5, model_path="none",
+                             trigger_types=("view", "rec_request"))
 
 
 def partitions_of(worker: WorkerProcess) -> list[int]:
