@@ -76,6 +76,9 @@ class Settings:
     processing_guarantee: str = "at_least_once"
     standby_replicas: int = 0
     commit_interval_s: float = 2.0
+    # events are handled in batches of at most this many, or what arrived within the wait
+    batch_max_events: int = 256
+    batch_max_wait_ms: float = 5.0
     # 0 = automatic: 16 bytes (one record per batch) on the embedded Tansu, whose ListOffsets
     # under-reports batched ends and breaks table recovery; 16384 elsewhere
     producer_max_batch_bytes: int = 0
@@ -183,6 +186,9 @@ class Settings:
         if self.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
             _bad("security_protocol", self.security_protocol,
                  "must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+        if self.batch_max_events < 1 or self.batch_max_wait_ms <= 0:
+            _bad("batch_max_events", self.batch_max_events,
+                 "must be >= 1, with BATCH_MAX_WAIT_MS > 0")
         if self.half_life_s <= 0 or self.popularity_half_life_s <= 0:
             _bad("half_life_s", self.half_life_s, "half-lives must be > 0")
         if self.max_event_bytes < 256:
