@@ -80,7 +80,8 @@ def demo(
 def worker(
     broker: BrokerOpt = None,
     data_dir: DataDirOpt = None,
-    role: Annotated[str | None, typer.Option(help="slm | llm [env STREAM_REC_ROLE]")] = None,
+    role: Annotated[str | None, typer.Option(
+        help="slm | llm | embedder [env STREAM_REC_ROLE]")] = None,
     web_port: Annotated[int | None, typer.Option(
         help="HTTP port for /metrics, /healthz, /readyz [env STREAM_REC_WEB_PORT]")] = None,
 ) -> None:

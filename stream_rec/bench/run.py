@@ -1,11 +1,12 @@
 """One benchmark run, and a sweep of them: real broker, worker processes, real events.
 
-A run: fresh topics on the broker, the catalog, ``workers`` worker processes (model
-loaded unless configured off), the recs reader in its own process
-(:class:`~stream_rec.bench.probe.RecsProbe`), then the load generator publishes replicated
-real events (:mod:`stream_rec.bench.workload`) at ``rate`` per second (or as fast as the
-workers drain, with at most ``backlog`` events outstanding) for ``warmup_s + duration_s``,
-while the workers' RSS, CPU time and consumer-group lag are sampled.
+A run: fresh topics on the broker, the catalog, the embedder process holding the model
+(unless configured off; its RSS is reported apart), ``workers`` serving worker processes,
+the recs reader in its own process (:class:`~stream_rec.bench.probe.RecsProbe`), then
+the load generator publishes replicated real events (:mod:`stream_rec.bench.workload`) at
+``rate`` per second (or as fast as the workers drain, with at most ``backlog`` events
+outstanding) for ``warmup_s + duration_s``, while the workers' RSS, CPU time and
+consumer-group lag are sampled.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from stream_rec.config import Settings
 from stream_rec.core.events import CatalogItem, Event
 from stream_rec.datasets import load_demo
 from stream_rec.local.brokers import kafka_available, resolve_broker
-from stream_rec.local.processes import WorkerProcess
+from stream_rec.local.processes import WorkerProcess, needs_embedder
 
 __all__ = ["BenchOptions", "find_ceiling", "run_once", "run_sweep"]
 
@@ -79,6 +80,12 @@ def run_once(settings: Settings, target: BrokerTarget, broker_name: str, options
     asyncio.run(publish(target.bootstrap, settings.topics.catalog, catalog_records(catalog),
                         client_kwargs=client, one_record_batches=target.tansu))
     with ExitStack() as stack:
+        embedder = None
+        if needs_embedder(settings):  # the model's process, measured apart from the workers
+            embedder = WorkerProcess.embedder(replace(settings, data_dir=point_dir),
+                                              log_path=point_dir / "embedder.log").start()
+            stack.callback(embedder.stop)
+            embedder.wait_ready(timeout_s=180)
         workers = []
         for n in range(options.workers):
             worker = WorkerProcess(replace(settings, data_dir=point_dir / f"worker-{n}"),
@@ -106,6 +113,7 @@ def run_once(settings: Settings, target: BrokerTarget, broker_name: str, options
         arrivals = probe.stop()
         rss_peak = [max(sampler.peak_mb.get(p.pid, 0.0), _vm_hwm_mb(p.pid)) for p in procs]
         events_in = [worker.metric_total("stream_rec_events_total") for worker in workers]
+        embedder_rss = _vm_hwm_mb(embedder.pid) if embedder is not None else None
     (point_dir / "arrivals.txt").unlink(missing_ok=True)
     obs = RunObservations(
         broker=broker_name, workers=options.workers, offered_rate=options.rate,
@@ -117,6 +125,7 @@ def run_once(settings: Settings, target: BrokerTarget, broker_name: str, options
                "events_applied": int(sum(events_in)), "workers_ready_s": round(ready_s, 1),
                "worker_cpu_s": [round(c, 2) for c in load.cpu_s],
                "worker_rss_mb": [round(r, 1) for r in rss_peak],
+               "embedder_rss_mb": round(embedder_rss, 1) if embedder_rss else None,
                "producer_rate": round(load.produced_in_window / max(
                    load.window[1] - load.window[0], 1e-9), 1),
                "model": settings.model_path or "default"})

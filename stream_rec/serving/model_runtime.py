@@ -1,29 +1,37 @@
-"""The worker's model side: the model pool, the embedded catalog, and its upkeep.
+"""The model side of a process: the model pool, the embedded catalog, and its upkeep.
 
-Catalog items arriving on the catalog topic are queued here and embedded in batches off
-the event loop (cached in RocksDB by model checksum + text, so restarts and replays cost
-nothing); each becomes recommendable by similarity the moment its vector is indexed.
+:class:`ModelRuntime` (the embedder process, or a serving worker that reranks): catalog
+items arriving on the catalog topic are queued and embedded in batches off the event loop
+(cached in RocksDB by model checksum + text, so restarts and replays cost nothing).
+:class:`FoldedVectors` (a serving worker without the model): the vectors the embedder
+published, folded from the item-vectors topic. Either way an item becomes recommendable by
+similarity the moment its vector is indexed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from stream_rec.config import Settings
 from stream_rec.core.events import CatalogItem
-from stream_rec.errors import ModelError
+from stream_rec.core.profile import UserProfile
+from stream_rec.errors import InvalidEvent, ModelError
 from stream_rec.model.files import resolve_model_path, sha256_file
 from stream_rec.model.loading import pool_from_settings
 from stream_rec.model.pool import ModelPool
+from stream_rec.model.published import parse_vector_record
 from stream_rec.model.semantic import SemanticIndex, embed_catalog
 from stream_rec.model.vectors import EmbeddingCache
 from stream_rec.serving.metrics import WorkerMetrics
 
-__all__ = ["ModelRuntime"]
+__all__ = ["FoldedVectors", "ModelRuntime"]
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +71,12 @@ class ModelRuntime:
         if changed:
             self.pending[item.item_id] = item
 
-    async def embed_pending(self, metrics: WorkerMetrics, *, caught_up: bool) -> int:
-        """Embed what is queued (in a thread); returns how many items were indexed."""
+    async def embed_pending(self, metrics: WorkerMetrics, *,
+                            caught_up: bool) -> dict[str, np.ndarray]:
+        """Embed what is queued (in a thread) and index it; returns the new vectors."""
         if not self.pending:
             self.warm = self.warm or caught_up
-            return 0
+            return {}
         batch = [self.pending.pop(item_id) for item_id in list(self.pending)[:_EMBED_BATCH]]
         metrics.model_queue.set(len(self.pending))
         try:
@@ -76,17 +85,56 @@ class ModelRuntime:
             log.warning("embedding %d catalog items failed (%s); retrying", len(batch), exc)
             for item in batch:
                 self.pending.setdefault(item.item_id, item)
-            return 0
+            return {}
         self.semantic.add(vectors)
         metrics.items_embedded.inc(len(vectors))
         metrics.model_calls.labels("embed", "ok").inc()
         metrics.model_batch.observe(len(batch))
-        return len(vectors)
+        return vectors
 
     def close(self) -> None:
         self.pool.close()
         if self.cache is not None:
             self.cache.close()
+
+
+class FoldedVectors:
+    """Catalog vectors published by the embedder process, folded from the item-vectors
+    topic into a :class:`SemanticIndex` (made at the first vector, which fixes the size)."""
+
+    def __init__(self, metrics: WorkerMetrics) -> None:
+        self.metrics = metrics
+        self.semantic: SemanticIndex | None = None
+        self.name: str | None = None  # the model that made the vectors
+        self.bad_records = 0
+
+    def __len__(self) -> int:
+        return len(self.semantic) if self.semantic is not None else 0
+
+    def fold(self, value: bytes) -> None:
+        """One item-vectors record (replicated-state callback)."""
+        try:
+            published = parse_vector_record(value)
+        except InvalidEvent as exc:
+            self.bad_records += 1
+            log.warning("skipping invalid item-vectors record: %s", exc)
+            return
+        dim = int(published.vector.shape[0])
+        if self.semantic is None or self.semantic.vectors.dim != dim:
+            if self.semantic is not None:
+                log.warning("item vectors changed size (%d → %d): index rebuilt",
+                            self.semantic.vectors.dim, dim)
+            self.semantic = SemanticIndex(dim)
+        self.semantic.add([(published.item_id, published.vector)])
+        self.name = published.model
+        self.metrics.items_embedded.inc()
+
+    def search(self, profile: UserProfile, n: int,
+               exclude: Iterable[str] = ()) -> list[tuple[str, float, str]]:
+        """:meth:`SemanticIndex.search`, or nothing before the first vector."""
+        if self.semantic is None:
+            return []
+        return self.semantic.search(profile, n, exclude)
 
 
 def _short_name(path: Path) -> str:

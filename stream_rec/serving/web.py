@@ -47,7 +47,8 @@ def add_pages(app: faust.App, runtime: WorkerRuntime, users: Mapping[str, bytes]
                           "llm_pending": len(runtime.llm_arm),
                           "model": {"name": runtime.model_name,
                                     "sha256": model.sha256 if model else None,
-                                    "items_embedded": len(model.semantic) if model else 0}},
+                                    "items_embedded": (len(model.semantic) if model else
+                                                       len(runtime.vectors or ()))}},
                          status=200 if is_ready else 503)
 
     @app.page("/state/{user_id}")
