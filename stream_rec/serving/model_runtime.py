@@ -36,6 +36,11 @@ __all__ = ["FoldedVectors", "ModelRuntime"]
 log = logging.getLogger(__name__)
 
 _EMBED_BATCH = 256
+# cached similarity columns of a serving worker's index (ItemVectors.column): with the
+# whole Online Retail catalog's columns cached (3,150 x 3,150 x 4 B = 40 MB) a taste query
+# is a few vector additions; with 512 (the default) most queries of 5,000 users missed
+# and paid a pass over the whole index
+_COLUMNS_BUDGET_BYTES = 48 * 2**20
 
 
 @dataclass
@@ -63,7 +68,8 @@ class ModelRuntime:
         cache_dir.mkdir(parents=True, exist_ok=True)
         cache = EmbeddingCache(cache_dir, model_key=first.model_key)
         log.info("model %s (sha256 %s…) loaded, %d-d vectors", path.name, sha[:12], dim)
-        return cls(name=_short_name(path), sha256=sha, pool=pool, semantic=SemanticIndex(dim),
+        return cls(name=_short_name(path), sha256=sha, pool=pool,
+                   semantic=SemanticIndex(dim, columns_budget_bytes=_COLUMNS_BUDGET_BYTES),
                    cache=cache)
 
     def on_item(self, item: CatalogItem, changed: bool) -> None:
@@ -124,7 +130,7 @@ class FoldedVectors:
             if self.semantic is not None:
                 log.warning("item vectors changed size (%d → %d): index rebuilt",
                             self.semantic.vectors.dim, dim)
-            self.semantic = SemanticIndex(dim)
+            self.semantic = SemanticIndex(dim, columns_budget_bytes=_COLUMNS_BUDGET_BYTES)
         self.semantic.add([(published.item_id, published.vector)])
         self.name = published.model
         self.metrics.items_embedded.inc()
