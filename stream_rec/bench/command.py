@@ -75,4 +75,4 @@ def _split(row: dict[str, Any]) -> str:
     stages = ("broker_io", "state", "ranking", "output")
     if f"cpu_ms_per_rec_{stages[0]}" not in row:
         return ""
-    return "[" + ", ".join(f"{s} {row[f'cpu_ms_per_rec_{s}']}" for s in stages) + "] "
+    return "(" + ", ".join(f"{s} {row[f'cpu_ms_per_rec_{s}']}" for s in stages) + ") "
