@@ -298,15 +298,17 @@ def take_committable(acked: list[int], gaps: IntervalTree, committed: int | None
 
 async def take_event_batches(stream: Any, max_: int,
                              within_s: float) -> AsyncIterator[Sequence[Any]]:
-    """faust's ``Stream.take_events`` (a batch once ``max_`` events are buffered or every
-    ``within_s``), except that a batch is acked only when the agent asks for the next one:
-    a batch the agent did not finish (cancelled at shutdown or by a crash) stays unacked,
-    so it is neither committed nor lost, and comes again after a restart.
+    """faust's ``Stream.take_events`` (a batch once ``max_`` events are buffered or
+    ``within_s`` after the first one arrived), except that a batch is acked only when the
+    agent asks for the next one, and an idle stream is not polled. A batch the agent did not
+    finish (cancelled at shutdown or by a crash) stays unacked, so it is neither committed
+    nor lost, and comes again after a restart.
 
     The events' order is the stream's (per partition: offset order). faust's current event
     is not set in the agent's task: call :func:`make_current` before writing a table.
     """
     buffer: list[Any] = []
+    arrived = asyncio.Event()  # the buffer is not empty
     full = asyncio.Event()
     consumed = asyncio.Event()
     consuming: asyncio.Future[None] | None = None
@@ -324,6 +326,7 @@ async def take_event_batches(stream: Any, max_: int,
             if event is None:
                 raise RuntimeError("take buffer found current_event is None")
             buffer.append(event)
+            arrived.set()
             if len(buffer) >= max_:
                 full.set()
                 consumed.clear()
@@ -340,12 +343,16 @@ async def take_event_batches(stream: Any, max_: int,
     stream._enable_passive(aiter(stream.channel))
     try:
         while not stream.should_stop:
-            await stream.wait_for_stopped(full, timeout=within_s)
+            # no polling while idle: wait for a first event, then up to within_s for more
+            await stream.wait_for_stopped(arrived)
+            if not full.is_set():
+                await stream.wait_for_stopped(full, timeout=within_s)
             if not buffer:
                 continue
             consuming = asyncio.get_running_loop().create_future()
             batch = list(buffer)
             buffer.clear()
+            arrived.clear()
             yield batch  # a GeneratorExit here (agent cancelled) skips the acks below
             for event in batch:
                 await stream.ack(event)
