@@ -251,6 +251,9 @@ async def _load(bootstrap: str, topic: str, group: str,
     window = (t0 + options.warmup_s, t0 + options.warmup_s + options.duration_s)
     cpu_start: list[float] = []
     stages_start: dict[str, float] = {}
+    broker_procs: list[psutil.Process] = []
+    others_start: list[float] = []
+    others_end: list[float] = []
     stages_end: dict[str, float] = {}
     sent_at_window = 0
     lag_task = asyncio.create_task(_sample_lag(bootstrap, topic, group, client,
@@ -263,6 +266,8 @@ async def _load(bootstrap: str, topic: str, group: str,
                 break
             if not cpu_start and now >= window[0]:
                 cpu_start = [_cpu_s(p) for p in procs]
+                broker_procs = _embedded_broker_procs()
+                others_start = [_cpu_s(p) for p in broker_procs] + [_cpu_s(psutil.Process())]
                 stages_start = await asyncio.to_thread(_stage_cpu, workers)
                 sent_at_window = sent
             if options.rate is not None:
@@ -278,6 +283,7 @@ async def _load(bootstrap: str, topic: str, group: str,
                 budget -= 1
             await asyncio.sleep(0.002 if budget else 0)
         cpu_end = [_cpu_s(p) for p in procs]
+        others_end = [_cpu_s(p) for p in broker_procs] + [_cpu_s(psutil.Process())]
         stages_end = await asyncio.to_thread(_stage_cpu, workers)
         await producer.flush()
         # drain: every event's rec, or until drain_s runs out
@@ -292,6 +298,10 @@ async def _load(bootstrap: str, topic: str, group: str,
         cpu_start = [0.0 for _ in procs]
     stage_cpu = {stage: stages_end[stage] - stages_start.get(stage, 0.0)
                  for stage in stages_end}
+    others = [b - a for a, b in zip(others_start, others_end, strict=False)]
+    if others:  # the embedded broker(s), then this process (load generator + lag sampler)
+        stage_cpu["_broker"] = sum(others[:-1])
+        stage_cpu["_loadgen"] = others[-1]
     return _LoadResult(produced, window, [b - a for a, b in zip(cpu_start, cpu_end, strict=True)],
                        lag, group_lag, sent - sent_at_window, stage_cpu)
 
@@ -362,6 +372,19 @@ def _stage_cpu(workers: Sequence[WorkerProcess]) -> dict[str, float]:
     except OSError:
         return {}
     return total
+
+
+def _embedded_broker_procs() -> list[psutil.Process]:
+    """The embedded broker started by this process (a Kafka JVM or Tansu), if any."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            exe = " ".join(child.cmdline()[:1])
+        except psutil.Error:
+            continue
+        if exe.endswith(("java", "tansu")):
+            found.append(child)
+    return found
 
 
 def _cpu_s(proc: psutil.Process) -> float:

@@ -113,6 +113,10 @@ def summarize(obs: RunObservations) -> dict[str, Any]:
                                                   / in_window, 3) for stage in STAGES}
         split["cpu_ms_per_rec_broker_io"] = round(max(0.0, cpu_s - staged) * 1000.0
                                                   / in_window, 3)
+        for name in ("_broker", "_loadgen"):  # outside the workers: the embedded broker and
+            if name in obs.stage_cpu_s:        # the load generator (this machine's costs)
+                split[f"{name[1:]}_cpu_ms_per_rec"] = round(
+                    obs.stage_cpu_s[name] * 1000.0 / in_window, 3)
         summary.update(split)
     return {**summary, **obs.extra}
 
