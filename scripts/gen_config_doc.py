@@ -26,7 +26,7 @@ DESCRIPTIONS: dict[str, str] = {
     "broker": "`tansu`/`kafka` start an embedded broker; `kafka://host:port[,...]` any Kafka "
               "cluster; `tansu://host:port` an external Tansu (enables its workarounds)",
     "topic_prefix": "Topic names are `<prefix>.events`, `.catalog`, `.recs`, `.dlq`, "
-                    "`.rerank-requests`, `.rerank-results`, `.item-deltas`",
+                    "`.rerank-requests`, `.rerank-results`, `.item-deltas`, `.item-vectors`",
     "app_id": "faust app id: also the Kafka consumer group id and the changelog topic prefix",
     "partitions": "Partitions of the events, recs and rerank-requests topics (and the users "
                   "table); the most workers that can share the load",
@@ -39,7 +39,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ssl_cafile": "CA bundle to verify the brokers (empty: the system CAs)",
     "ssl_certfile": "Client certificate for mutual TLS",
     "ssl_keyfile": "Client key for mutual TLS",
-    "role": "`slm` (events → recommendations) or `llm` (the language-model worker)",
+    "role": "`slm` (events → recommendations), `llm` (the language-model worker) or "
+            "`embedder` (holds the small model, publishes catalog vectors)",
     "web_port": "HTTP port of `/metrics`, `/healthz`, `/readyz`, `/console`, the pull API "
                 "(`/users/{user_id}/recommendations`) and `/users/{user_id}/state`",
     "web_host": "Address the HTTP server binds",
@@ -57,6 +58,9 @@ DESCRIPTIONS: dict[str, str] = {
     "processing_guarantee": "`at_least_once` (exactly_once needs a transactional broker)",
     "standby_replicas": "Warm copies of each users-table partition kept on other workers",
     "commit_interval_s": "Seconds between consumer offset commits (also committed on SIGTERM)",
+    "batch_max_events": "Events handled as one batch at most (one state write per user, "
+                        "outputs sent together and acknowledged before the batch is acked)",
+    "batch_max_wait_ms": "A batch is handled at least this often, however few events it has",
     "producer_max_batch_bytes": "Producer batch size; 0 = 16 bytes on Tansu (one record per "
                                 "batch), 16384 elsewhere",
     "log_level": "`debug`, `info`, `warning` or `error`",
@@ -80,6 +84,9 @@ DESCRIPTIONS: dict[str, str] = {
     "covisit_max_neighbours": "Co-visitation neighbours kept per item",
     "model_path": "GGUF file (empty: the default model from its PyPI package; the image "
                   "sets `/models/...`)",
+    "item_vectors": "`embedder`: a `--role embedder` process holds the model and publishes "
+                    "catalog vectors; serving workers fold them and load no model unless they "
+                    "rerank. `worker`: every serving worker loads the model and embeds",
     "model_threads": "Threads per model instance",
     "model_pool_size": "Model instances per worker",
     "model_deadline_ms": "Per-call budget before the non-LLM fallback answers",

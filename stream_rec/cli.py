@@ -96,7 +96,8 @@ def demo(
 def worker(
     broker: BrokerOpt = None,
     data_dir: DataDirOpt = None,
-    role: Annotated[str | None, typer.Option(help="slm | llm [env STREAM_REC_ROLE]")] = None,
+    role: Annotated[str | None, typer.Option(
+        help="slm | llm | embedder [env STREAM_REC_ROLE]")] = None,
     web_port: Annotated[int | None, typer.Option(
         help="HTTP port for /metrics, /healthz, /readyz [env STREAM_REC_WEB_PORT]")] = None,
 ) -> None:
@@ -191,7 +192,9 @@ def bench(
         help="tansu | kafka | kafka://host:port; a comma list sweeps brokers")] = "tansu",
     workers: Annotated[str, typer.Option(help="Worker processes; a comma list sweeps")] = "1",
     rate: Annotated[str, typer.Option(
-        help="Offered events/s, or max (as fast as the workers drain); a comma list sweeps")]
+        help="Offered events/s, or max (as fast as the workers drain), or ceiling[:START] "
+             "(search the highest sustained rate from START, default 500); a comma list "
+             "sweeps")]
     = "max",
     users: Annotated[int, typer.Option(help="Distinct users (the real stream, replicated)")]
     = 5_000,
@@ -209,8 +212,11 @@ def bench(
 
     settings = _settings(data_dir=data_dir)
     try:
+        rates = [r for r in _csv(rate) if not r.startswith("ceiling")]
+        ceiling = [r.partition(":")[2] or "500" for r in _csv(rate) if r.startswith("ceiling")]
         bench_main(settings, brokers=_csv(broker), workers=[int(w) for w in _csv(workers)],
-                   rates=[None if r in ("max", "0") else float(r) for r in _csv(rate)],
+                   rates=[None if r in ("max", "0") else float(r) for r in rates],
+                   ceiling_from=float(ceiling[0]) if ceiling else None,
                    users=users, duration_s=duration, warmup_s=warmup, backlog=backlog,
                    out=out, summary_json=summary_json, console=console,
                    command=" ".join(["stream-rec", *sys.argv[1:]]))

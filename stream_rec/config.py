@@ -44,6 +44,7 @@ class Topics:
     rerank_results: str = "stream-rec.rerank-results"
     llm_recs: str = "stream-rec.llm-recs"  # internal: LLM-arm decisions, attributed, forwarded
     item_deltas: str = "stream-rec.item-deltas"
+    item_vectors: str = "stream-rec.item-vectors"  # compacted: the embedder's catalog vectors
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -57,6 +58,7 @@ class Topics:
             rerank_results=f"{prefix}.rerank-results",
             llm_recs=f"{prefix}.llm-recs",
             item_deltas=f"{prefix}.item-deltas",
+            item_vectors=f"{prefix}.item-vectors",
         )
 
 
@@ -102,6 +104,9 @@ class Settings:
     processing_guarantee: str = "at_least_once"
     standby_replicas: int = 0
     commit_interval_s: float = 2.0
+    # events are handled in batches of at most this many, or what arrived within the wait
+    batch_max_events: int = 256
+    batch_max_wait_ms: float = 5.0
     # 0 = automatic: 16 bytes (one record per batch) on the embedded Tansu, whose ListOffsets
     # under-reports batched ends and breaks table recovery; 16384 elsewhere
     producer_max_batch_bytes: int = 0
@@ -131,6 +136,10 @@ class Settings:
     text_neighbours: int = 50
     # model
     model_path: str = ""
+    # where catalog items are embedded: "embedder" (a `--role embedder` process publishes
+    # vectors to the item-vectors topic; serving workers fold them and load no model unless
+    # they rerank) or "worker" (every serving worker loads the model and embeds the catalog)
+    item_vectors: str = "embedder"
     model_threads: int = 1
     model_pool_size: int = 1
     model_deadline_ms: float = 50.0
@@ -184,6 +193,13 @@ class Settings:
         return Topics.with_prefix(self.topic_prefix)
 
     @property
+    def worker_loads_model(self) -> bool:
+        """Whether a serving worker holds the model itself: only when it makes per-event
+        model calls (rerank) or embeds the catalog itself (``item_vectors=worker``)."""
+        return self.model_path != "none" and (self.item_vectors == "worker"
+                                              or self.rerank_top_n > 1)
+
+    @property
     def is_embedded(self) -> bool:
         return self.broker in ("tansu", "kafka")
 
@@ -228,14 +244,19 @@ class Settings:
             _bad("partitions", self.partitions, "must be >= 1")
         if self.top_k < 1 or self.top_k > 100:
             _bad("top_k", self.top_k, "must be between 1 and 100")
-        if self.role not in ("slm", "llm"):
-            _bad("role", self.role, "must be 'slm' or 'llm'")
+        if self.role not in ("slm", "llm", "embedder"):
+            _bad("role", self.role, "must be 'slm', 'llm' or 'embedder'")
+        if self.item_vectors not in ("embedder", "worker"):
+            _bad("item_vectors", self.item_vectors, "must be 'embedder' or 'worker'")
         if self.processing_guarantee not in ("at_least_once", "exactly_once"):
             _bad("processing_guarantee", self.processing_guarantee,
                  "must be 'at_least_once' or 'exactly_once'")
         if self.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
             _bad("security_protocol", self.security_protocol,
                  "must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+        if self.batch_max_events < 1 or self.batch_max_wait_ms <= 0:
+            _bad("batch_max_events", self.batch_max_events,
+                 "must be >= 1, with BATCH_MAX_WAIT_MS > 0")
         if self.half_life_s <= 0 or self.popularity_half_life_s <= 0:
             _bad("half_life_s", self.half_life_s, "half-lives must be > 0")
         if self.max_event_bytes < 256:

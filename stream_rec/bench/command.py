@@ -21,9 +21,11 @@ __all__ = ["bench_main"]
 def bench_main(settings: Settings, *, brokers: Sequence[str], workers: Sequence[int],
                rates: Sequence[float | None], users: int, duration_s: float,
                warmup_s: float, backlog: int, out: Path | None, summary_json: Path | None,
-               console: Console, command: str) -> list[dict[str, Any]]:
-    """Run every (broker, workers, rate) point; raises ValueError on a bad option."""
-    if not brokers or not workers or not rates:
+               console: Console, command: str,
+               ceiling_from: float | None = None) -> list[dict[str, Any]]:
+    """Run every (broker, workers, rate) point, and with ``ceiling_from`` a search for the
+    highest sustained rate from there; raises ValueError on a bad option."""
+    if not brokers or not workers or not (rates or ceiling_from):
         raise ValueError("--broker, --workers and --rate each need at least one value")
     if any(n < 1 for n in workers) or any(r is not None and r <= 0 for r in rates):
         raise ValueError("workers must be >= 1 and rates > 0 (or max)")
@@ -35,6 +37,13 @@ def bench_main(settings: Settings, *, brokers: Sequence[str], workers: Sequence[
                         backlog=backlog)
 
     def show(row: dict[str, Any]) -> None:
+        if "ceiling" in row:
+            console.print(f"[bold]{row['broker']:6} x{row['workers']} ceiling: "
+                          + (f"{row['ceiling']:,.0f}/s offered and sustained "
+                             f"({row['ceiling_recs_per_s']:,.0f} recs/s, p99 "
+                             f"{row['ceiling_p99_ms']} ms, {row['ceiling_cpu_ms_per_rec']} "
+                             "CPU ms/rec)[/]" if row["ceiling"] else "no rate sustained[/]"))
+            return
         if "skipped" in row:
             console.print(f"[yellow]skipped[/] {row['broker']} x{row['workers']} "
                           f"@{row['offered_rate']}: {row['skipped']}")
@@ -44,9 +53,11 @@ def bench_main(settings: Settings, *, brokers: Sequence[str], workers: Sequence[
             f"[bold]{row['recs_per_s']:,.0f} recs/s[/], p50 {row['latency_ms_p50']} ms, "
             f"p99 {row['latency_ms_p99']} ms, lag max {row['lag_max']}, "
             f"RSS {row['rss_mb_max']} MB, {row['cpu_ms_per_rec']} CPU ms/rec "
-            f"(load {row['load_avg_1m_start']})")
+            f"{_split(row)}(load {row['load_avg_1m_start']}), "
+            f"{'sustained' if row['sustained'] else 'not sustained'}")
 
-    runs = run_sweep(settings, brokers, workers, rates, base, run_dir, on_result=show)
+    runs = run_sweep(settings, brokers, workers, rates, base, run_dir, on_result=show,
+                     ceiling_from=ceiling_from)
     date = time.strftime("%Y-%m-%d")
     if out is not None:
         for path in write_report(out, runs, command=command, date=date):
@@ -58,3 +69,10 @@ def bench_main(settings: Settings, *, brokers: Sequence[str], workers: Sequence[
         doc = runs[0] if len(runs) == 1 else {"date": date, "command": command, "runs": runs}
         summary_json.write_bytes(codec.dumps(doc) + b"\n")
     return runs
+
+
+def _split(row: dict[str, Any]) -> str:
+    stages = ("broker_io", "state", "ranking", "output")
+    if f"cpu_ms_per_rec_{stages[0]}" not in row:
+        return ""
+    return "(" + ", ".join(f"{s} {row[f'cpu_ms_per_rec_{s}']}" for s in stages) + ") "

@@ -39,7 +39,16 @@ def markdown_table(runs: Sequence[dict[str, Any]]) -> str:
     """One row per run (skipped runs say why)."""
     lines = ["| " + " | ".join(title for _, title in _TABLE) + " |",
              "|" + "---|" * len(_TABLE)]
+    ceilings = []
     for run in runs:
+        if "ceiling" in run:
+            ceilings.append(
+                f"* **ceiling, {run['broker']}, {run['workers']} worker(s): "
+                + (f"{run['ceiling']:,.0f}/s offered and sustained** "
+                   f"({run['ceiling_recs_per_s']:,.1f} recs/s, p99 {run['ceiling_p99_ms']} ms, "
+                   f"{run['ceiling_cpu_ms_per_rec']} CPU ms/rec)" if run["ceiling"] else
+                   "no offered rate was sustained**"))
+            continue
         if "skipped" in run:
             lines.append(f"| {run['broker']} | {run['workers']} | {run['offered_rate']} | "
                          f"skipped: {run['skipped']} |" + " |" * (len(_TABLE) - 4))
@@ -55,7 +64,7 @@ def markdown_table(runs: Sequence[dict[str, Any]]) -> str:
                 value = f"{value:,}"
             cells.append("n/a" if value is None else str(value))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + ("\n" + "\n".join(ceilings) + "\n" if ceilings else "")
 
 
 def write_report(out_dir: Path, runs: Sequence[dict[str, Any]], *, command: str,
@@ -87,7 +96,7 @@ def _plot(path: Path, runs: Sequence[dict[str, Any]]) -> Path | None:
     fig, ax = plt.subplots(figsize=(8, 5))
     series: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for run in runs:
-        if "skipped" not in run and run.get("latency_ms_p50") is not None:
+        if "skipped" not in run and "ceiling" not in run and run.get("latency_ms_p50") is not None:
             series.setdefault((run["broker"], run["workers"]), []).append(run)
     for (broker, workers), points in sorted(series.items()):
         points = sorted(points, key=_offered)  # in order of offered load, max last

@@ -27,6 +27,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(topics.recs, n, rf),
         NewTopic(topics.dlq, 1, rf, topic_configs={"retention.ms": str(30 * 86_400_000)}),
         NewTopic(topics.catalog, 1, rf, topic_configs={"cleanup.policy": "compact"}),
+        NewTopic(topics.item_vectors, 1, rf, topic_configs={"cleanup.policy": "compact"}),
         NewTopic(topics.item_deltas, 1, rf,
                  topic_configs={"retention.ms": str(30 * 86_400_000)}),
         NewTopic(topics.rerank_requests, n, rf,

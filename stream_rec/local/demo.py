@@ -32,7 +32,7 @@ from stream_rec.core.percentiles import percentile
 from stream_rec.datasets import load_demo
 from stream_rec.local.brokers import resolve_broker
 from stream_rec.local.hostile import bad_events
-from stream_rec.local.processes import WorkerProcess
+from stream_rec.local.processes import WorkerProcess, needs_embedder
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -81,6 +81,14 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> dict
         asyncio.run(publish(target.bootstrap, settings.topics.catalog,
                             catalog_records(dataset.catalog), client_kwargs=client,
                             one_record_batches=target.tansu))
+        model_holder = None
+        if needs_embedder(worker_settings):  # the model lives in its own process
+            model_holder = WorkerProcess.embedder(worker_settings,
+                                                  log_path=run_dir / "embedder.log").start()
+            stack.callback(model_holder.stop)
+            embedded_s = model_holder.wait_ready(timeout_s=180)
+            console.print(f"[bold]embedder[/] pid {model_holder.pid}: the model embedded "
+                          f"the catalog in {embedded_s:.1f} s (log: {model_holder.log_path})")
         worker = WorkerProcess(worker_settings, log_path=run_dir / "worker.log").start()
         stack.callback(worker.stop)
         ready_s = worker.wait_ready()
@@ -90,7 +98,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> dict
             target.bootstrap, settings, client, records, options, console, titles,
             {e.event_id: e for e in events}, triggers, len(hostile)))
         events_in = int(worker.metric_total("stream_rec_events_total"))
-        model = _model_summary(worker)
+        model = _model_summary(worker, model_holder)
     latencies = watch.pop("latencies")
     summary = {
         "events_in": events_in,
@@ -111,14 +119,19 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> dict
     return summary
 
 
-def _model_summary(worker: WorkerProcess) -> dict[str, Any]:
-    """What the worker's model did: which model, how many items embedded, how many calls."""
-    ready = worker.readyz()
+def _model_summary(worker: WorkerProcess,
+                   embedder: WorkerProcess | None = None) -> dict[str, Any]:
+    """What the model did: which model, how many items embedded, how many calls (in the
+    embedder process when there is one, plus the worker's own rerank calls)."""
+    holder = embedder or worker
+    ready = holder.readyz()
     model = ready.get("model") or {}
-    calls = worker.metric_total("stream_rec_model_calls_total")
+    calls = holder.metric_total("stream_rec_model_calls_total")
+    if embedder is not None:
+        calls += worker.metric_total("stream_rec_model_calls_total")
     return {
         "model": {"name": model.get("name"), "sha256": model.get("sha256")},
-        "items_embedded": int(worker.metric_total("stream_rec_items_embedded_total")),
+        "items_embedded": int(holder.metric_total("stream_rec_items_embedded_total")),
         "model_calls": int(calls),
     }
 

@@ -21,11 +21,18 @@ from stream_rec.core import codec
 from stream_rec.errors import StreamRecError
 from stream_rec.local.brokers import free_port
 
-__all__ = ["WorkerProcess"]
+__all__ = ["WorkerProcess", "needs_embedder"]
+
+
+def needs_embedder(settings: Settings) -> bool:
+    """Whether serving workers with these settings expect a ``--role embedder`` process
+    for their catalog vectors (the model is on and they do not load it themselves)."""
+    return settings.model_path != "none" and not settings.worker_loads_model
 
 
 class WorkerProcess:
-    """One ``stream-rec worker`` subprocess with its own web port and log file.
+    """One ``stream-rec worker`` subprocess (of ``settings.role``) with its own web port and
+    log file; :meth:`embedder` makes the embedder process for the same settings.
 
     Its sensitive pages (user state, dead-letter payloads) take ``settings.web_token``, or a
     random token made here when there is none; :meth:`get` sends it.
@@ -39,6 +46,12 @@ class WorkerProcess:
         self.log_path = log_path
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def embedder(cls, settings: Settings, *, log_path: Path) -> WorkerProcess:
+        """The ``--role embedder`` process for workers with these settings."""
+        return cls(replace(settings, role="embedder", data_dir=Path(settings.data_dir)
+                           / "embedder"), log_path=log_path)
 
     @property
     def url(self) -> str:

@@ -41,8 +41,9 @@ def embed_catalog(embedder: TextEmbedder, items: Sequence[CatalogItem],
 class SemanticIndex:
     """Item vectors plus the user-side query built from a profile's recent items."""
 
-    def __init__(self, dim: int, *, half_life_items: float = 5.0, history: int = 10) -> None:
-        self.vectors = ItemVectors(dim)
+    def __init__(self, dim: int, *, half_life_items: float = 5.0, history: int = 10,
+                 columns_budget_bytes: int = 0) -> None:
+        self.vectors = ItemVectors(dim, columns_budget_bytes=columns_budget_bytes)
         self.half_life_items = half_life_items
         self.history = history
 

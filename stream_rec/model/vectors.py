@@ -158,7 +158,7 @@ class ItemVectors:
     """
 
     def __init__(self, dim: int, *, centre: bool = True, capacity: int = 1024,
-                 columns: int = 512) -> None:
+                 columns: int = 512, columns_budget_bytes: int = 0) -> None:
         self.dim = dim
         self.centre = centre
         self._matrix = np.zeros((max(capacity, 1), dim), dtype=np.float32)
@@ -169,6 +169,8 @@ class ItemVectors:
         self._centred: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._columns: OrderedDict[str, np.ndarray] = OrderedDict()
         self._max_columns = columns
+        # more columns while they fit this budget (a column is 4 bytes per indexed item)
+        self._columns_budget = columns_budget_bytes
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -302,7 +304,8 @@ class ItemVectors:
         vector = mu if item_id is None else self._matrix[self._rows[item_id]]
         found: np.ndarray = np.einsum("ij,j->i", centred, vector)  # no BLAS: see _norm
         self._columns[key] = found
-        if len(self._columns) > self._max_columns:
+        limit = max(self._max_columns, self._columns_budget // (4 * max(1, len(self._ids))))
+        while len(self._columns) > limit:
             self._columns.popitem(last=False)
         return found
 

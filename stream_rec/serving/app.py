@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -31,6 +32,7 @@ from stream_rec.ab.online import AbParams
 from stream_rec.ab.store import ARMS_TABLE, RECS_TABLE, AbStore
 from stream_rec.broker import faust_transport
 from stream_rec.broker.faust_transport import faust_credentials
+from stream_rec.broker.output import OutputProducer
 from stream_rec.broker.security import client_security_kwargs
 from stream_rec.config import Settings
 from stream_rec.core import codec
@@ -58,7 +60,8 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
     app = _faust_app(settings, bootstrap, tansu)
     runtime = build_runtime(settings, bootstrap)
     app.stream_rec = runtime  # type: ignore[attr-defined]
-    out = _Sender(app, runtime)
+    out = _Sender(app, runtime, bootstrap)
+    metrics = runtime.metrics
     users = _table(app, "users", settings)
     if settings.attribution_enabled:
         runtime.ab = AbStore(_table(app, RECS_TABLE, settings), _table(app, ARMS_TABLE, settings),
@@ -68,56 +71,102 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
 
     @app.agent(out.events, name="process-events")
     async def process_events(stream: faust.StreamT[bytes]) -> None:
-        async for fevent in stream.events():
-            await out.send(await handler.handle(fevent.message))
-            await out.flush_deltas(force=False)
+        # a batch is acked (and so committable) only when the next one is asked for:
+        # after its state writes and after the broker acknowledged its outputs
+        async for batch in faust_transport.take_event_batches(
+                stream, settings.batch_max_events, settings.batch_max_wait_ms / 1000.0):
+            outputs = await handler.handle_batch([event.message for event in batch],
+                                                 bind=_binder(batch))
+            await out.send(outputs, flush_deltas=True)
+            metrics.batch_size.observe(len(batch))
+            for stage, seconds in handler.stage_cpu_s.items():
+                if seconds:
+                    metrics.stage_cpu.labels(stage).inc(seconds)
+                    handler.stage_cpu_s[stage] = 0.0
+
+    async def stop_output_producer(sender: Any, /, *args: Any, signal: Any,
+                                   **kwargs: Any) -> None:
+        await out.producer.stop()  # the consumer has stopped: flushes what is queued
+
+    app.on_before_shutdown.connect(stop_output_producer)
 
     follower = _wire_llm_arm(app, runtime, out, bootstrap, tansu) if runtime.has_llm_arm else None
 
     @app.timer(_DELTA_FLUSH_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def flush_deltas_timer() -> None:
-        await out.flush_deltas(force=True)
+        await out.producer.wait_sent(await out.flush_deltas(force=True))
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_shared_state() -> None:
         assert runtime.replicated is not None
         await runtime.replicated.run()
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def embed_new_items() -> None:
-        while runtime.model is not None and not app.should_stop:
-            caught_up = runtime.replicated is not None and runtime.replicated.caught_up.is_set()
-            await runtime.model.embed_pending(runtime.metrics, caught_up=caught_up)
-            runtime.recommender.text_space = runtime.model.space  # no await since the swap
-            await asyncio.sleep(0.05)
-
+    _wire_item_vectors(app, runtime)
     web.add_pages(app, runtime, users, lambda: _ready(app, runtime, follower))
     return app
 
 
-class _Sender:
-    """The worker's output topics, and sending a handler's :class:`Outputs` to them."""
+def _wire_item_vectors(app: faust.App, runtime: WorkerRuntime) -> None:
+    """The task keeping item vectors and the ranker's text space current."""
 
-    def __init__(self, app: faust.App, runtime: WorkerRuntime) -> None:
-        topics, partitions = runtime.settings.topics, runtime.settings.partitions
+    @app.task  # type: ignore[untyped-decorator]
+    async def index_item_vectors() -> None:
+        # embedded here (a model-holding worker) or folded from the embedder's topic; the
+        # text space is swapped in with no await after the vectors are indexed
+        while (runtime.model is not None or runtime.vectors is not None) and not app.should_stop:
+            if runtime.model is not None:
+                caught_up = (runtime.replicated is not None
+                             and runtime.replicated.caught_up.is_set())
+                await runtime.model.embed_pending(runtime.metrics, caught_up=caught_up)
+                runtime.recommender.text_space = runtime.model.space
+            elif runtime.vectors is not None:
+                await runtime.vectors.index_staged()
+                runtime.recommender.text_space = runtime.vectors.space
+            await asyncio.sleep(0.05)
+
+
+class _Sender:
+    """The worker's output topics, and sending a handler's :class:`Outputs` to them.
+
+    Recs, dead letters, rerank requests and item deltas go through the
+    :class:`OutputProducer`; the LLM arm's own paths (llm-recs, recs sent at shutdown) go
+    through faust's topics.
+    """
+
+    def __init__(self, app: faust.App, runtime: WorkerRuntime, bootstrap: str) -> None:
+        settings = runtime.settings
+        topics, partitions = settings.topics, settings.partitions
         self.runtime = runtime
+        self.topics = topics
+        self.producer = OutputProducer(bootstrap, client_security_kwargs(settings))
         self.events = _raw_topic(app, topics.events, partitions=partitions)
         self.recs = _raw_topic(app, topics.recs, partitions=partitions)
-        self.dlq = _raw_topic(app, topics.dlq)
-        self.deltas = _raw_topic(app, topics.item_deltas)
-        self.requests = _raw_topic(app, topics.rerank_requests)
         self.llm_recs: Any = None  # declared only by workers with an LLM arm
 
-    async def send(self, outputs: Outputs) -> None:
+    async def send(self, outputs: Outputs, *, flush_deltas: bool = False) -> None:
+        """Queue every output, then wait until the broker has acknowledged them all."""
+        metrics, topics, producer = self.runtime.metrics, self.topics, self.producer
+        started = time.thread_time()
+        sent = []
         for letter in outputs.dead_letters:
-            await self.dlq.send(key=letter.key, value=letter.value)
+            sent.append(await producer.send(topics.dlq, letter.value, letter.key))
         for request in outputs.rerank_requests:
-            await self.requests.send(key=request.user_id.encode(),
-                                     value=codec.dumps(request.to_dict()))
+            sent.append(await producer.send(topics.rerank_requests,
+                                            codec.dumps(request.to_dict()),
+                                            request.user_id.encode()))
         for rec in outputs.recs:
-            await self.emit(rec)
+            sent.append(await producer.send(topics.recs, codec.dumps(rec.to_dict()),
+                                            rec.user_id.encode()))
+        if flush_deltas:
+            sent.extend(await self.flush_deltas(force=False))
+        metrics.stage_cpu.labels("output").inc(time.thread_time() - started)
+        await producer.wait_sent(sent)
+        for rec in outputs.recs:
+            metrics.recs.labels(rec.arm, rec.model, str(rec.degraded).lower()).inc()
+            metrics.rec_latency.labels(rec.arm).observe(rec.latency_ms / 1000.0)
 
     async def emit(self, rec: Recommendation) -> None:
+        """One recommendation through faust's producer (the LLM arm's shutdown path)."""
         metrics = self.runtime.metrics
         await self.recs.send(key=rec.user_id.encode(), value=codec.dumps(rec.to_dict()))
         metrics.recs.labels(rec.arm, rec.model, str(rec.degraded).lower()).inc()
@@ -127,16 +176,24 @@ class _Sender:
         """An LLM-arm recommendation decided outside a stream: to the llm-recs topic."""
         await self.llm_recs.send(key=rec.user_id.encode(), value=codec.dumps(rec.to_dict()))
 
-    async def flush_deltas(self, *, force: bool) -> None:
+    async def flush_deltas(self, *, force: bool) -> list[asyncio.Future[Any]]:
+        """Queue the pending item deltas as one record when due; the futures to wait on."""
         runtime = self.runtime
         due = (len(runtime.pending_deltas) >= _DELTA_FLUSH_COUNT
                or time.monotonic() - runtime.last_delta_flush > _DELTA_FLUSH_INTERVAL_S)
         if not (force or due):
-            return
+            return []
+        sent = []
         if runtime.pending_deltas:
             batch, runtime.pending_deltas = runtime.pending_deltas, []
-            await self.deltas.send(value=codec.dumps(batch))
+            sent.append(await self.producer.send(self.topics.item_deltas, codec.dumps(batch)))
         runtime.last_delta_flush = time.monotonic()
+        return sent
+
+
+def _binder(batch: Sequence[Any]) -> Callable[[int], None]:
+    """``bind(i)``: make the batch's i-th event faust's current event (table writes)."""
+    return lambda index: faust_transport.make_current(batch[index])
 
 
 def _wire_llm_arm(app: faust.App, runtime: WorkerRuntime, out: _Sender, bootstrap: str,

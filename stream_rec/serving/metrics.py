@@ -32,6 +32,15 @@ class WorkerMetrics:
                                      ["arm"], buckets=_LATENCY_BUCKETS, registry=r)
         self.stage_latency = Histogram("stream_rec_stage_seconds", "Time per processing stage",
                                        ["stage"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.stage_cpu = Counter("stream_rec_stage_cpu_seconds",
+                                 "CPU seconds of the event loop's thread per stage of event "
+                                 "handling: state (decode, fold, state reads/writes), ranking "
+                                 "(answering triggers), output (building and queueing sends); "
+                                 "the rest of the process's CPU is broker I/O and faust",
+                                 ["stage"], registry=r)
+        self.batch_size = Histogram("stream_rec_batch_size", "Events per handled batch",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+                                    registry=r)
         self.deltas = Counter("stream_rec_item_deltas_folded",
                               "Item-statistics deltas folded by this replica", registry=r)
         self.catalog_items = Gauge("stream_rec_catalog_items", "Items in the catalog",

@@ -1,34 +1,47 @@
-"""The worker's model side: the model pool, the embedded catalog, and its upkeep.
+"""The model side of a process: the model pool, the embedded catalog, and its upkeep.
 
-Catalog items arriving on the catalog topic are queued here and embedded in batches off
-the event loop (cached in RocksDB by model checksum + text, so restarts and replays cost
-nothing); each becomes recommendable by similarity the moment its vector is indexed.
+:class:`ModelRuntime` (the embedder process, or a serving worker that reranks): catalog
+items arriving on the catalog topic are queued and embedded in batches off the event loop
+(cached in RocksDB by model checksum + text, so restarts and replays cost nothing).
+:class:`FoldedVectors` (a serving worker without the model): the vectors the embedder
+published, folded from the item-vectors topic. Either way an item becomes recommendable by
+similarity the moment its vector is indexed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from stream_rec.config import Settings
 from stream_rec.core.events import CatalogItem
+from stream_rec.core.profile import UserProfile
 from stream_rec.core.text_space import TextSpace
-from stream_rec.errors import ModelError
+from stream_rec.errors import InvalidEvent, ModelError
 from stream_rec.model.files import resolve_model_path, sha256_file
 from stream_rec.model.loading import pool_from_settings
 from stream_rec.model.pool import ModelPool
+from stream_rec.model.published import parse_vector_record
 from stream_rec.model.semantic import SemanticIndex, embed_catalog
 from stream_rec.model.vectors import EmbeddingCache
 from stream_rec.serving.metrics import WorkerMetrics
 
-__all__ = ["ModelRuntime"]
+__all__ = ["FoldedVectors", "ModelRuntime"]
 
 log = logging.getLogger(__name__)
 
 _EMBED_BATCH = 256
+# cached similarity columns of a serving worker's index (ItemVectors.column): with the
+# whole Online Retail catalog's columns cached (3,150 x 3,150 x 4 B = 40 MB) a taste query
+# is a few vector additions; with 512 (the default) most queries of 5,000 users missed
+# and paid a pass over the whole index
+_COLUMNS_BUDGET_BYTES = 48 * 2**20
 
 
 @dataclass
@@ -44,11 +57,14 @@ class ModelRuntime:
     warm: bool = False  # the catalog present at start-up has been embedded
     vectors: dict[str, Any] = field(default_factory=dict)
     space: TextSpace | None = None
-    text_neighbours: int = 50
+    text_neighbours: int = 50  # 0: no text space (the embedder process)
 
     @classmethod
-    def load(cls, settings: Settings) -> ModelRuntime:
-        """Load the configured model (default: Gemma 3 270M) into a pool; raises ModelError."""
+    def load(cls, settings: Settings, *, text_space: bool = True) -> ModelRuntime:
+        """Load the configured model (default: Gemma 3 270M) into a pool; raises ModelError.
+
+        ``text_space``: also keep the ranker's text neighbours (a serving worker does; the
+        embedder process, which only publishes vectors, does not)."""
 
         path = resolve_model_path(settings.model_path)
         sha = sha256_file(path)
@@ -59,19 +75,21 @@ class ModelRuntime:
         cache_dir.mkdir(parents=True, exist_ok=True)
         cache = EmbeddingCache(cache_dir, model_key=first.model_key)
         log.info("model %s (sha256 %s…) loaded, %d-d vectors", path.name, sha[:12], dim)
-        return cls(name=_short_name(path), sha256=sha, pool=pool, semantic=SemanticIndex(dim),
-                   cache=cache, text_neighbours=settings.text_neighbours)
+        return cls(name=_short_name(path), sha256=sha, pool=pool,
+                   semantic=SemanticIndex(dim, columns_budget_bytes=_COLUMNS_BUDGET_BYTES),
+                   cache=cache, text_neighbours=settings.text_neighbours if text_space else 0)
 
     def on_item(self, item: CatalogItem, changed: bool) -> None:
         """Catalog callback: queue new or re-titled items for embedding."""
         if changed:
             self.pending[item.item_id] = item
 
-    async def embed_pending(self, metrics: WorkerMetrics, *, caught_up: bool) -> int:
-        """Embed what is queued (in a thread); returns how many items were indexed."""
+    async def embed_pending(self, metrics: WorkerMetrics, *,
+                            caught_up: bool) -> dict[str, np.ndarray]:
+        """Embed what is queued (in a thread) and index it; returns the new vectors."""
         if not self.pending:
             self.warm = self.warm or caught_up
-            return 0
+            return {}
         batch = [self.pending.pop(item_id) for item_id in list(self.pending)[:_EMBED_BATCH]]
         metrics.model_queue.set(len(self.pending))
         try:
@@ -80,24 +98,92 @@ class ModelRuntime:
             log.warning("embedding %d catalog items failed (%s); retrying", len(batch), exc)
             for item in batch:
                 self.pending.setdefault(item.item_id, item)
-            return 0
-        # the ranker's text space (neighbour lists) is rebuilt off the event loop; the new
-        # vectors are indexed and the space swapped together, with no await in between, so
-        # an item counted as embedded is also among the text neighbours
-        space = await asyncio.to_thread(TextSpace.build, {**self.vectors, **vectors},
-                                        neighbours=self.text_neighbours)
+            return {}
+        space = await _text_space({**self.vectors, **vectors}, self.text_neighbours)
+        # indexed and swapped together, with no await in between: an item counted as
+        # embedded is also among the ranker's text neighbours
         self.semantic.add(vectors)
-        self.vectors.update(vectors)
-        self.space = space
+        if self.text_neighbours:
+            self.vectors.update(vectors)
+            self.space = space
         metrics.items_embedded.inc(len(vectors))
         metrics.model_calls.labels("embed", "ok").inc()
         metrics.model_batch.observe(len(batch))
-        return len(vectors)
+        return vectors
 
     def close(self) -> None:
         self.pool.close()
         if self.cache is not None:
             self.cache.close()
+
+
+class FoldedVectors:
+    """Catalog vectors published by the embedder process, folded from the item-vectors
+    topic into a :class:`SemanticIndex` (made at the first vector, which fixes the size)
+    and into the ranker's text space.
+
+    :meth:`fold` only stages a record; :meth:`index_staged` (a worker task) rebuilds the
+    text space off the event loop, then indexes the staged vectors and swaps the space
+    together, so an item counted as embedded is also among the text neighbours.
+    """
+
+    def __init__(self, metrics: WorkerMetrics, text_neighbours: int = 50) -> None:
+        self.metrics = metrics
+        self.text_neighbours = text_neighbours
+        self.semantic: SemanticIndex | None = None
+        self.space: TextSpace | None = None
+        self.vectors: dict[str, np.ndarray] = {}
+        self.staged: dict[str, np.ndarray] = {}
+        self.name: str | None = None  # the model that made the vectors
+        self.bad_records = 0
+
+    def __len__(self) -> int:
+        return len(self.semantic) if self.semantic is not None else 0
+
+    def fold(self, value: bytes) -> None:
+        """One item-vectors record (replicated-state callback): staged for indexing."""
+        try:
+            published = parse_vector_record(value)
+        except InvalidEvent as exc:
+            self.bad_records += 1
+            log.warning("skipping invalid item-vectors record: %s", exc)
+            return
+        self.staged[published.item_id] = published.vector
+        self.name = published.model
+
+    async def index_staged(self) -> int:
+        """Index what was folded since the last call; returns how many vectors."""
+        if not self.staged:
+            return 0
+        staged, self.staged = self.staged, {}
+        dim = int(next(iter(staged.values())).shape[0])
+        if self.semantic is not None and self.semantic.vectors.dim != dim:
+            log.warning("item vectors changed size (%d → %d): index rebuilt",
+                        self.semantic.vectors.dim, dim)
+            self.semantic, self.vectors = None, {}
+        merged = {**self.vectors, **staged}
+        space = await _text_space(merged, self.text_neighbours)
+        if self.semantic is None:
+            self.semantic = SemanticIndex(dim, columns_budget_bytes=_COLUMNS_BUDGET_BYTES)
+        self.semantic.add(list(staged.items()))
+        self.vectors = merged
+        self.space = space
+        self.metrics.items_embedded.inc(len(staged))
+        return len(staged)
+
+    def search(self, profile: UserProfile, n: int,
+               exclude: Iterable[str] = ()) -> list[tuple[str, float, str]]:
+        """:meth:`SemanticIndex.search`, or nothing before the first vector."""
+        if self.semantic is None:
+            return []
+        return self.semantic.search(profile, n, exclude)
+
+
+async def _text_space(vectors: dict[str, np.ndarray], neighbours: int) -> TextSpace | None:
+    """The ranker's text space over ``vectors``, built in a thread (None when not kept)."""
+    if not neighbours or not vectors:
+        return None
+    return await asyncio.to_thread(TextSpace.build, vectors, neighbours=neighbours)
 
 
 def _short_name(path: Path) -> str:

@@ -1,4 +1,5 @@
-"""State every replica folds from whole topics: the catalog and the item-statistics deltas.
+"""State every replica folds from whole topics: the catalog, the item-statistics deltas and
+(with an embedder process) the catalog's item vectors.
 
 User state is partitioned (each worker owns some users); item state is shared. Every
 worker reads *all* partitions of the compacted catalog topic and of the item-deltas topic
@@ -35,12 +36,13 @@ class ReplicatedState:
         *,
         bootstrap: str,
         catalog_topic: str,
-        deltas_topic: str,
+        deltas_topic: str | None,
         catalog: Catalog,
         stats: ItemStats,
         client_kwargs: Mapping[str, Any] | None = None,
         on_item: Callable[[CatalogItem, bool], None] | None = None,
         on_delta: Callable[[], None] | None = None,
+        folds: Mapping[str, Callable[[bytes], None]] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.catalog_topic = catalog_topic
@@ -50,6 +52,7 @@ class ReplicatedState:
         self.client_kwargs = dict(client_kwargs or {})
         self.on_item = on_item
         self.on_delta = on_delta
+        self.folds = dict(folds or {})  # more whole topics: topic -> fold(value)
         self.caught_up = asyncio.Event()
         self.bad_records = 0
         self._stopping = False
@@ -81,7 +84,7 @@ class ReplicatedState:
         self._stopping = True
 
     async def _assign_all(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        topics = (self.catalog_topic, self.deltas_topic)
+        topics = tuple(t for t in (self.catalog_topic, self.deltas_topic, *self.folds) if t)
         for _ in range(100):
             try:
                 await consumer._client.force_metadata_update()
@@ -103,6 +106,10 @@ class ReplicatedState:
 
     def _fold(self, topic: str, value: bytes | None) -> None:
         if value is None:
+            return
+        fold = self.folds.get(topic)
+        if fold is not None:
+            fold(value)
             return
         if topic == self.catalog_topic:
             try:

@@ -1,5 +1,9 @@
 """One SLM worker's runtime: recommender, router, metrics, model side, replicated state.
 
+The worker holds the model only when it makes per-event model calls (rerank) or embeds the
+catalog itself (``item_vectors=worker``); otherwise it folds the vectors the embedder
+process publishes (:class:`FoldedVectors`).
+
 Built once per process by :func:`build_runtime`; the handlers and faust wiring read it.
 """
 
@@ -24,7 +28,7 @@ from stream_rec.core.recommender import Recommender
 from stream_rec.core.router import Router
 from stream_rec.llm.arm import LlmArm
 from stream_rec.serving.metrics import WorkerMetrics
-from stream_rec.serving.model_runtime import ModelRuntime
+from stream_rec.serving.model_runtime import FoldedVectors, ModelRuntime
 from stream_rec.serving.replicated import ReplicatedState
 
 __all__ = ["FAST_MODEL", "WorkerRuntime", "build_runtime", "worker_id"]
@@ -49,6 +53,7 @@ class WorkerRuntime:
     limits: EventLimits
     llm_arm: LlmArm
     model: ModelRuntime | None = None
+    vectors: FoldedVectors | None = None  # the embedder's vectors, when no model is held
     replicated: ReplicatedState | None = None
     ab: AbStore | None = None
     pending_deltas: list[list[Any]] = field(default_factory=list)
@@ -57,7 +62,11 @@ class WorkerRuntime:
 
     @property
     def model_name(self) -> str:
-        return self.model.name if self.model is not None else FAST_MODEL
+        if self.model is not None:
+            return self.model.name
+        if self.vectors is not None and self.vectors.name is not None:
+            return self.vectors.name
+        return FAST_MODEL
 
     @property
     def has_llm_arm(self) -> bool:
@@ -86,15 +95,20 @@ def build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
     )
     metrics = WorkerMetrics()
     metrics.llm_pending_limit.set(settings.llm_max_pending)
-    model = ModelRuntime.load(settings) if settings.model_path != "none" else None
+    model = ModelRuntime.load(settings) if settings.worker_loads_model else None
+    vectors = None
     if model is not None:
         recommender.vector_search = model.semantic.search
+    elif settings.model_path != "none":
+        vectors = FoldedVectors(metrics, text_neighbours=settings.text_neighbours)
+        recommender.vector_search = vectors.search
     runtime = WorkerRuntime(
         settings=settings,
         recommender=recommender,
         router=Router.from_spec(settings.arms, settings.experiment_salt),
         metrics=metrics,
         model=model,
+        vectors=vectors,
         limits=EventLimits(max_bytes=settings.max_event_bytes,
                            max_context_keys=settings.max_context_keys,
                            max_future_skew_ms=int(settings.max_future_skew_s * 1000)),
@@ -109,5 +123,6 @@ def build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
         client_kwargs=client_security_kwargs(settings),
         on_delta=metrics.deltas.inc,
         on_item=model.on_item if model is not None else None,
+        folds={settings.topics.item_vectors: vectors.fold} if vectors is not None else None,
     )
     return runtime

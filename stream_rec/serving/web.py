@@ -87,7 +87,8 @@ def _add_ops_pages(app: faust.App, runtime: WorkerRuntime, ready: Callable[[], b
                           "llm_pending": len(runtime.llm_arm),
                           "model": {"name": runtime.model_name,
                                     "sha256": model.sha256 if model else None,
-                                    "items_embedded": len(model.semantic) if model else 0}},
+                                    "items_embedded": (len(model.semantic) if model else
+                                                       len(runtime.vectors or ()))}},
                          status=200 if is_ready else 503)
 
 

@@ -50,6 +50,15 @@ class Pipeline:
         worker.wait_ready(timeout_s=120)
         return worker
 
+    def start_embedder(self, **overrides: Any) -> WorkerProcess:
+        """Start the ``--role embedder`` process (the model) and wait until it has
+        published the catalog's vectors."""
+        embedder = WorkerProcess.embedder(replace(self.settings, **overrides),
+                                          log_path=self.run_dir / "embedder.log")
+        self.workers.append(embedder.start())
+        embedder.wait_ready(timeout_s=180)
+        return embedder
+
     def publish(self, records: Sequence[tuple[bytes | None, bytes]], topic: str | None = None,
                 ) -> None:
         asyncio.run(publish(self.bootstrap, topic or self.settings.topics.events, records,

@@ -35,8 +35,21 @@ def _embedded(worker: WorkerProcess) -> int:
     return int(model["items_embedded"])
 
 
-def test_worker_embeds_the_catalog_before_it_is_ready(pipeline: Pipeline) -> None:
+def test_the_embedder_embeds_the_catalog_and_a_worker_has_every_vector_when_ready(
+        pipeline: Pipeline) -> None:
+    embedder = pipeline.start_embedder()
+    model = _readyz(embedder)["model"]
+    assert isinstance(model, dict) and len(str(model["sha256"])) == 64
+    assert _embedded(embedder) == len(DEMO.catalog)
+
     worker = pipeline.start_worker()
+
+    assert _embedded(worker) == len(DEMO.catalog)
+    assert _readyz(worker)["model"]["name"] == model["name"]  # type: ignore[index]
+
+
+def test_a_worker_that_embeds_itself_does_so_before_it_is_ready(pipeline: Pipeline) -> None:
+    worker = pipeline.start_worker(item_vectors="worker")
     ready = _readyz(worker)
     assert _embedded(worker) == len(DEMO.catalog)
     model = ready["model"]
@@ -44,6 +57,7 @@ def test_worker_embeds_the_catalog_before_it_is_ready(pipeline: Pipeline) -> Non
 
 
 def test_a_new_catalog_item_becomes_recommendable_without_a_restart(pipeline: Pipeline) -> None:
+    pipeline.start_embedder()
     worker = pipeline.start_worker()
     seen = DEMO.catalog[0]
     twin = CatalogItem("NEW-TWIN-1", f"{seen.title} DELUXE", seen.category, 4.95)

@@ -10,7 +10,14 @@ import pytest
 
 from stream_rec.bench.probe import read_arrivals
 from stream_rec.bench.report import markdown_table
-from stream_rec.bench.summary import SUMMARY_KEYS, RunObservations, summarize
+from stream_rec.bench.run import find_ceiling
+from stream_rec.bench.summary import (
+    SUMMARY_KEYS,
+    SUSTAINED_P99_MS,
+    RunObservations,
+    is_sustained,
+    summarize,
+)
 from stream_rec.bench.workload import due_count, replicate, shift_user_id, users_in
 from stream_rec.core.events import Event
 
@@ -108,3 +115,29 @@ def test_probe_arrivals_file_keeps_the_first_arrival_of_each_rec(tmp_path: Path)
     path = tmp_path / "arrivals.txt"
     path.write_text("e1 10.5\ne2 11.0\ne1 12.0\n\n")
     assert read_arrivals(path) == {"e1": 10.5, "e2": 11.0}
+
+
+def test_a_growing_lag_or_a_long_tail_is_not_sustained() -> None:
+    assert is_sustained(1000.0, 990.0, [10, 20, 15, 12], p99_ms=40.0)
+    assert not is_sustained(1000.0, 990.0, [10, 20, 900, 2500], p99_ms=40.0)
+    assert not is_sustained(1000.0, 990.0, [10, 20], p99_ms=SUSTAINED_P99_MS + 1)
+    assert not is_sustained(1000.0, 900.0, [0], p99_ms=10.0)
+    assert not is_sustained(None, 5000.0, [0], p99_ms=10.0)
+
+
+def test_the_ceiling_search_finds_the_highest_sustained_rate_and_quotes_only_that() -> None:
+    tried: list[float] = []
+
+    def run(rate: float) -> dict[str, object]:
+        tried.append(rate)
+        return {"offered_rate": rate, "sustained": rate <= 1730, "recs_per_s": min(rate, 1800)}
+
+    best = find_ceiling(run, 500.0, max_points=10)
+
+    assert best is not None and best["sustained"]
+    assert tried[:4] == [500.0, 750.0, 1120.0, 1680.0]  # the ramp
+    assert 1680.0 <= float(best["offered_rate"]) <= 1730 < min(r for r in tried if r > 1730)
+
+
+def test_no_ceiling_when_nothing_is_sustained() -> None:
+    assert find_ceiling(lambda rate: {"offered_rate": rate, "sustained": False}, 100.0) is None

@@ -240,6 +240,7 @@ def test_compose_worker_environments_are_valid_settings() -> None:
     services = stream_rec_services()
     assert services["worker-slm"]["environment"]["STREAM_REC_ROLE"] == "slm"
     assert services["worker-llm"]["environment"]["STREAM_REC_ROLE"] == "llm"
+    assert services["worker-embedder"]["environment"]["STREAM_REC_ROLE"] == "embedder"
 
 
 def test_k8s_worker_environments_are_valid_settings() -> None:
@@ -250,7 +251,8 @@ def test_k8s_worker_environments_are_valid_settings() -> None:
         roles[sts["metadata"]["name"]] = settings.role
         assert settings.security_protocol == "SASL_SSL"
         assert settings.web_port == WEB_PORT
-    assert roles == {"stream-rec-slm": "slm", "stream-rec-llm": "llm"}
+    assert roles == {"stream-rec-slm": "slm", "stream-rec-llm": "llm",
+                     "stream-rec-embedder": "embedder"}
 
 
 def test_settings_check_catches_a_bad_value_like_the_deploy_files_could_hold() -> None:

@@ -178,3 +178,77 @@ def test_an_llm_arm_rec_is_restamped_on_its_way_out_and_garbage_is_dead_lettered
     [sent] = out.recs
     assert sent.generated_at_ms == NOW_MS + 40 and sent.latency_ms == pytest.approx(140.0)
     assert bad.recs == [] and len(bad.dead_letters) == 1
+
+
+class CountingUsers(dict[str, bytes]):
+    """A users table that counts its writes."""
+
+    writes = 0
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+
+def _mixed_stream() -> list[Record]:
+    """Three users' views, interleaved, with one hostile record and one redelivery."""
+    records = []
+    for n in range(12):
+        user = f"u{n % 3}"
+        records.append(Record(user.encode(), _event(f"e{n}", user=user, item=f"i{n % 6}",
+                                                   ts_ms=NOW_MS + n), offset=n))
+    records.insert(5, Record(b"u9", b"{", offset=99))
+    records.append(records[0])  # redelivered inside the batch
+    return records
+
+
+def test_a_batch_gives_the_same_state_and_recs_as_one_event_at_a_time() -> None:
+    one_runtime, one_users = _runtime(), CountingUsers()
+    one = EventHandler(one_runtime, one_users, clock_ms=lambda: NOW_MS)
+    alone = [_handle(one, record) for record in _mixed_stream()]
+    batch_runtime, batch_users = _runtime(), CountingUsers()
+    batched = EventHandler(batch_runtime, batch_users, clock_ms=lambda: NOW_MS)
+
+    out = asyncio.run(batched.handle_batch(_mixed_stream()))
+
+    assert dict(batch_users) == dict(one_users)
+    assert [(r.rec_id, r.items) for r in out.recs] == [
+        (r.rec_id, r.items) for o in alone for r in o.recs]
+    assert [d.value for d in out.dead_letters] == [d.value for o in alone
+                                                   for d in o.dead_letters]
+    assert batch_runtime.pending_deltas == one_runtime.pending_deltas
+    assert batch_users.writes == 3 < one_users.writes  # once per touched user per batch
+
+
+def test_a_batch_binds_each_users_write_to_that_users_last_message() -> None:
+    runtime, users = _runtime(), {}
+    handler = EventHandler(runtime, users, clock_ms=lambda: NOW_MS)
+    records = [Record(b"a", _event("e1", user="a"), offset=0, partition=1),
+               Record(b"b", _event("e2", user="b"), offset=0, partition=2),
+               Record(b"a", _event("e3", user="a", ts_ms=NOW_MS + 1), offset=1, partition=1)]
+    bound: list[int] = []
+    written: list[tuple[str, int]] = []
+
+    class Table(dict[str, bytes]):
+        def __setitem__(self, key: str, value: bytes) -> None:
+            written.append((key, bound[-1]))
+            super().__setitem__(key, value)
+
+    handler.users = Table()
+    asyncio.run(handler.handle_batch(records, bind=bound.append))
+
+    assert sorted(written) == [("a", 2), ("b", 1)]
+    assert handler.stage_cpu_s["state"] > 0 and handler.stage_cpu_s["ranking"] > 0
+
+
+def test_a_redelivered_batch_changes_nothing_and_writes_the_state_back() -> None:
+    runtime, users = _runtime(), CountingUsers()
+    handler = EventHandler(runtime, users, clock_ms=lambda: NOW_MS)
+    asyncio.run(handler.handle_batch(_mixed_stream()))
+    before, writes, deltas = dict(users), users.writes, len(runtime.pending_deltas)
+
+    again = asyncio.run(handler.handle_batch(_mixed_stream()))
+
+    assert dict(users) == before and users.writes == writes + 3
+    assert len(runtime.pending_deltas) == deltas
+    assert len(again.recs) == 13 and len(again.dead_letters) == 1
