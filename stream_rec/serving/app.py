@@ -297,8 +297,10 @@ def _ready(app: faust.App, runtime: WorkerRuntime,
     recovered = app.tables.recovery.completed.is_set() if app.tables else True  # type: ignore[attr-defined]
     caught_up = runtime.replicated is not None and runtime.replicated.caught_up.is_set()
     embedded = runtime.model is None or runtime.model.warm
+    indexed = runtime.vectors is None or runtime.vectors.warm(caught_up=caught_up)
     following = follower is None or follower.ready.is_set()
-    return bool(recovered and caught_up and embedded and following and not app.rebalancing)
+    return bool(recovered and caught_up and embedded and indexed and following
+                and not app.rebalancing)
 
 
 def _batch_bytes(settings: Settings, tansu: bool) -> int:

@@ -136,9 +136,19 @@ class FoldedVectors:
         self.staged: dict[str, np.ndarray] = {}
         self.name: str | None = None  # the model that made the vectors
         self.bad_records = 0
+        self._indexing = False
+        self._warm = False
 
     def __len__(self) -> int:
         return len(self.semantic) if self.semantic is not None else 0
+
+    def warm(self, *, caught_up: bool) -> bool:
+        """Whether the vectors present at start-up are indexed (and in the text space): true
+        from the first time the replicated state is caught up with nothing staged or being
+        indexed, and from then on (a later catalog item does not make a worker unready)."""
+        if not self._warm and caught_up and not self.staged and not self._indexing:
+            self._warm = True
+        return self._warm
 
     def fold(self, value: bytes) -> None:
         """One item-vectors record (replicated-state callback): staged for indexing."""
@@ -156,6 +166,13 @@ class FoldedVectors:
         if not self.staged:
             return 0
         staged, self.staged = self.staged, {}
+        self._indexing = True
+        try:
+            return await self._index(staged)
+        finally:
+            self._indexing = False
+
+    async def _index(self, staged: dict[str, np.ndarray]) -> int:
         dim = int(next(iter(staged.values())).shape[0])
         if self.semantic is not None and self.semantic.vectors.dim != dim:
             log.warning("item vectors changed size (%d → %d): index rebuilt",
