@@ -9,6 +9,9 @@ embedded one when no Kafka is configured) and passes the target here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
 
 import faust
 
@@ -16,9 +19,9 @@ from stream_rec.broker.security import client_security_kwargs
 from stream_rec.broker.target import BrokerTarget
 from stream_rec.broker.topics import ensure_topics
 from stream_rec.config import Settings
-from stream_rec.llm.worker import run_llm_worker
+from stream_rec.llm.worker import LlmWorker
 from stream_rec.serving.app import create_app
-from stream_rec.serving.embedder import run_embedder
+from stream_rec.serving.embedder import Embedder
 
 __all__ = ["run_worker"]
 
@@ -27,13 +30,29 @@ def run_worker(settings: Settings, target: BrokerTarget) -> None:
     """Block running one worker until SIGTERM/SIGINT; commits offsets on the way out."""
     asyncio.run(ensure_topics(target.bootstrap, settings, client_security_kwargs(settings)))
     if settings.role == "llm":
-        run_llm_worker(settings, target.bootstrap, tansu=target.tansu)
+        _run_until_signalled(LlmWorker(settings, target.bootstrap, tansu=target.tansu).run)
         return
     if settings.role == "embedder":
-        run_embedder(settings, target.bootstrap, tansu=target.tansu)
+        _run_until_signalled(Embedder(settings, target.bootstrap, tansu=target.tansu).run)
         return
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings, target.bootstrap, tansu=target.tansu)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
                           redirect_stdouts=False)
     worker.execute_from_commandline()
+
+
+def _run_until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run an aiokafka-based role (``run(stop)``) until SIGTERM/SIGINT sets ``stop``."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # add_signal_handler is not implemented on Windows event loops: Ctrl-C still
+            # raises KeyboardInterrupt there
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await run(stop)
+
+    asyncio.run(main())

@@ -22,9 +22,7 @@ request redelivered after its deadline is skipped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -44,7 +42,7 @@ from stream_rec.llm.messages import RerankRequest, RerankResult, parse_rerank_re
 from stream_rec.llm.metrics import LlmWorkerMetrics
 from stream_rec.model.pool import ModelBusy
 
-__all__ = ["LlmWorker", "RerankService", "run_llm_worker"]
+__all__ = ["LlmWorker", "RerankService"]
 
 log = logging.getLogger(__name__)
 
@@ -261,17 +259,3 @@ class LlmWorker:
         await runner.setup()
         await web.TCPSite(runner, self.settings.web_host, self.settings.web_port).start()
         return runner
-
-
-def run_llm_worker(settings: Settings, bootstrap: str, *, tansu: bool) -> None:
-    """Block serving rerank requests until SIGTERM/SIGINT."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        await LlmWorker(settings, bootstrap, tansu=tansu).run(stop)
-
-    asyncio.run(main())

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from typing import Any
 
 from aiohttp import web
@@ -32,7 +31,7 @@ from stream_rec.serving.metrics import WorkerMetrics
 from stream_rec.serving.model_runtime import ModelRuntime
 from stream_rec.serving.replicated import ReplicatedState
 
-__all__ = ["Embedder", "run_embedder"]
+__all__ = ["Embedder"]
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +125,3 @@ class Embedder:
         await runner.setup()
         await web.TCPSite(runner, self.settings.web_host, self.settings.web_port).start()
         return runner
-
-
-def run_embedder(settings: Settings, bootstrap: str, *, tansu: bool) -> None:
-    """Block embedding and publishing catalog vectors until SIGTERM/SIGINT."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        await Embedder(settings, bootstrap, tansu=tansu).run(stop)
-
-    asyncio.run(main())

@@ -58,6 +58,7 @@ class ModelRuntime:
     vectors: dict[str, Any] = field(default_factory=dict)
     space: TextSpace | None = None
     text_neighbours: int = 50  # 0: no text space (the embedder process)
+    unindexed: dict[str, np.ndarray] = field(default_factory=dict)  # embedded, queue not drained
 
     @classmethod
     def load(cls, settings: Settings, *, text_space: bool = True) -> ModelRuntime:
@@ -99,16 +100,22 @@ class ModelRuntime:
             for item in batch:
                 self.pending.setdefault(item.item_id, item)
             return {}
-        space = await _text_space({**self.vectors, **vectors}, self.text_neighbours)
-        # indexed and swapped together, with no await in between: an item counted as
-        # embedded is also among the ranker's text neighbours
-        self.semantic.add(vectors)
-        if self.text_neighbours:
-            self.vectors.update(vectors)
-            self.space = space
-        metrics.items_embedded.inc(len(vectors))
         metrics.model_calls.labels("embed", "ok").inc()
         metrics.model_batch.observe(len(batch))
+        if self.text_neighbours and self.pending:
+            # more is queued (a start-up catalog): index with the text space once the
+            # queue is drained, not after every batch (each build is quadratic in items)
+            self.unindexed.update(vectors)
+            return vectors
+        fresh, self.unindexed = {**self.unindexed, **vectors}, {}
+        space = await _text_space({**self.vectors, **fresh}, self.text_neighbours)
+        # indexed and swapped together, with no await in between: an item counted as
+        # embedded is also among the ranker's text neighbours
+        self.semantic.add(fresh)
+        if self.text_neighbours:
+            self.vectors.update(fresh)
+            self.space = space
+        metrics.items_embedded.inc(len(fresh))
         return vectors
 
     def close(self) -> None:
