@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 OUT    ?= out
 SHARED ?= ../shared/data
 
-.PHONY: help install browser run test test-fast lint lock bench bench-model eval chaos soak kafka-jars console-screenshot clean
+.PHONY: help install browser run test test-fast lint lock bench bench-model eval tune-vectors chaos soak kafka-jars console-screenshot clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-11s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ eval: install ## replay evaluation on the real datasets in $(SHARED), reports in
 	$(BIN)/stream-rec eval --dataset movielens --data-dir $(SHARED)/movielens-latest-small --protocol llamarec --out $(OUT)/eval-movielens
 	$(BIN)/stream-rec eval --dataset online-retail --data-dir $(SHARED)/online-retail --protocol time-split --out $(OUT)/eval-online-retail
 	$(BIN)/stream-rec eval --dataset amazon-minionerec --data-dir $(SHARED)/amazon18-industrial-scientific-minionerec --protocol minionerec --out $(OUT)/eval-amazon
+
+tune-vectors: install ## item text vectors compared on the validation stages (docs/model.md), ~45 min
+	nice -n 10 $(BIN)/python bench/compare_item_vectors.py --data-dir $(SHARED) --out $(OUT)/item-vectors --sweep-projection
 
 clean: ## remove local state and outputs (not the venv)
 	rm -rf var $(OUT) .pytest_cache .mypy_cache .ruff_cache

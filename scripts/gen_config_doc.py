@@ -26,7 +26,8 @@ DESCRIPTIONS: dict[str, str] = {
     "broker": "`tansu`/`kafka` start an embedded broker; `kafka://host:port[,...]` any Kafka "
               "cluster; `tansu://host:port` an external Tansu (enables its workarounds)",
     "topic_prefix": "Topic names are `<prefix>.events`, `.catalog`, `.recs`, `.dlq`, "
-                    "`.rerank-requests`, `.rerank-results`, `.item-deltas`, `.item-vectors`",
+                    "`.rerank-requests`, `.rerank-results`, `.item-deltas`, `.item-vectors`, "
+                    "`.ranker`",
     "app_id": "faust app id: also the Kafka consumer group id and the changelog topic prefix",
     "partitions": "Partitions of the events, recs and rerank-requests topics (and the users "
                   "table); the most workers that can share the load",
@@ -77,6 +78,12 @@ DESCRIPTIONS: dict[str, str] = {
     "ranker_learning_rate": "AdaGrad step of the learned ranker",
     "ranker_prior_l2": "Pull of the learned weights back towards the fixed blend",
     "ranker_sample_every": "Learn from one (user, instant) list in this many",
+    "ranker_publish_s": "How often a worker publishes what its ranker learned to the compacted "
+                        "`<prefix>.ranker` topic (and at a clean shutdown); every replica folds "
+                        "every worker's contribution",
+    "ranker_contributor": "This worker's key on the ranker topic, unique among live workers; "
+                          "empty = `HOST:WEB_PORT`. A worker restarted under the same id "
+                          "continues its own contribution; under a new id the old one stays",
     "text_neighbours": "Nearest items by text kept per catalog item (the model's similar source)",
     "trigger_types": "Event types that produce a recommendation (comma-separated)",
     "popularity_half_life_s": "Half-life of item popularity (trending)",

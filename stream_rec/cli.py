@@ -163,7 +163,10 @@ def eval_command(
     stage: Annotated[str, typer.Option(
         help="test, or valid to tune on the validation stage")] = "test",
     limit_cases: Annotated[int, typer.Option(
-        help="Evaluate this many evenly spaced test cases (0 = all)")] = 0,
+        help="Evaluate this many test cases (0 = all), see --case-sample")] = 0,
+    case_sample: Annotated[str, typer.Option(
+        help="Which cases --limit-cases keeps: spaced (evenly) | hashed (a fixed subset: "
+             "smallest hash of user and position)")] = "spaced",
     price_per_vcpu_hour: Annotated[float, typer.Option(
         help="USD per vCPU-hour for the $/million recs estimate")] = 0.04,
     watts_per_core: Annotated[float, typer.Option(
@@ -176,7 +179,8 @@ def eval_command(
     names = [a.strip() for a in arms.split(",") if a.strip()] if arms else None
     hooks = model_hooks_factory(names)
     results = evaluate(dataset, data_dir, protocol, names, out_dir=out,
-                       limit_cases=limit_cases, stage=stage, model_hooks=hooks,
+                       limit_cases=limit_cases, case_sample=case_sample, stage=stage,
+                       model_hooks=hooks,
                        cost=CostModel(price_per_vcpu_hour, watts_per_core),
                        command=" ".join(["stream-rec", *sys.argv[1:]]))
     headline = results["headline"]
@@ -244,10 +248,10 @@ def ab_simulate(
     data_dir: Annotated[Path, typer.Option(
         "--data-dir", help="Directory holding the dataset's files")],
     arms: Annotated[str, typer.Option(
-        help="Arms and weights, name:weight[,name:weight...]")] = "fast:0.5,slm:0.5",
+        help="Arms to compare, the first being the control: name[,name...] "
+             "(every user is served by every arm)")] = "fast,slm",
     dataset: Annotated[str, typer.Option(
         help="movielens | online-retail | amazon-minionerec")] = "online-retail",
-    salt: Annotated[str, typer.Option(help="Experiment salt for sticky assignment")] = "exp-1",
     limit_events: Annotated[int, typer.Option(
         help="Replay only the first N events in time order (0 = all)")] = 0,
     k: Annotated[int, typer.Option("--k", help="Items per recommendation")] = 10,
@@ -255,11 +259,11 @@ def ab_simulate(
     out: Annotated[Path | None, typer.Option(
         help="Also write ab.json and the CTR chart here")] = None,
 ) -> None:
-    """Simulate an A/B test by replaying a real dataset through each arm's recommender."""
+    """Simulate an A/B test offline: replay a real dataset, serve every user by every arm,
+    and compare the arms on the same users (paired)."""
 
 
-    result = simulate(dataset, data_dir, arms_spec=arms, salt=salt,
-                      limit_events=limit_events, k=k)
+    result = simulate(dataset, data_dir, arms_spec=arms, limit_events=limit_events, k=k)
     if out is not None:
         for path in write_report(result, out):
             console.print(f"wrote {path}")
@@ -268,24 +272,26 @@ def ab_simulate(
     if as_json:
         print(to_json(result))
         return
-    table = Table(title=f"{dataset}: {result['events']:,} events, {result['asked']:,} recs")
-    for column in ("arm", "users", "served", "clicks", "CTR [95% CI]", "conversions",
+    table = Table(title=f"{dataset}: {result['events']:,} events, {result['users']:,} users, "
+                        f"{result['asked']:,} recs per arm")
+    for column in ("arm", "served", "clicks", "CTR [95% CI]", "conversions",
                    "p50 ms", "p99 ms", "fallbacks"):
         table.add_column(column, justify="left" if column == "arm" else "right")
     for name, arm in result["arms"].items():
         ctr = arm["ctr"]
-        table.add_row(name, str(result["assignment"][name]), str(arm["served"]),
+        table.add_row(name, str(arm["served"]),
                       str(arm["clicks"]), f"{ctr['value']:.2%} [{ctr['ci_low']:.2%}, "
                       f"{ctr['ci_high']:.2%}]", str(arm["conversions"]),
                       f"{arm['latency_ms_p50']:.3f}", f"{arm['latency_ms_p99']:.3f}",
                       str(arm["fallbacks"]))
     Console(width=130).print(table)
-    diff = result["difference"]
-    if diff:
-        Console().print(f"CTR {diff['arm_a']} - {diff['arm_b']}: {diff['ctr_diff']:+.2%} "
-                        f"[{diff['ci'][0]:+.2%}, {diff['ci'][1]:+.2%}], "
-                        f"p = {diff['p_value']:.3g}"
-                        f"{' (significant)' if diff['significant'] else ''}")
+    for pair in result["comparisons"]:
+        for metric in ("ctr", "conversion_rate"):
+            d = pair[metric]
+            Console().print(f"{metric} {pair['arm_a']} - {pair['arm_b']} (paired, "
+                            f"{pair['users']:,} users): {d['diff']:+.2%} "
+                            f"[{d['ci'][0]:+.2%}, {d['ci'][1]:+.2%}], p = {d['p_value']:.3g}"
+                            f"{' (significant)' if d['significant'] else ''}")
 
 
 @ab_app.command("report")

@@ -45,6 +45,7 @@ class Topics:
     llm_recs: str = "stream-rec.llm-recs"  # internal: LLM-arm decisions, attributed, forwarded
     item_deltas: str = "stream-rec.item-deltas"
     item_vectors: str = "stream-rec.item-vectors"  # compacted: the embedder's catalog vectors
+    ranker: str = "stream-rec.ranker"  # compacted: each worker's learned-ranker contribution
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -59,6 +60,7 @@ class Topics:
             llm_recs=f"{prefix}.llm-recs",
             item_deltas=f"{prefix}.item-deltas",
             item_vectors=f"{prefix}.item-vectors",
+            ranker=f"{prefix}.ranker",
         )
 
 
@@ -132,6 +134,12 @@ class Settings:
     ranker_learning_rate: float = 0.1
     ranker_prior_l2: float = 1e-4
     ranker_sample_every: int = 2  # learn from one (user, instant) list in this many
+    # each worker publishes what its ranker learned to the compacted ranker topic this
+    # often (and at a clean shutdown); every replica folds every worker's contribution
+    ranker_publish_s: float = 5.0
+    # this worker's key on the ranker topic, unique among live workers; "" = HOST:WEB_PORT
+    # (a restart under the same id continues its contribution, a new id adds one)
+    ranker_contributor: str = ""
     # the model's text neighbours kept per catalog item (the similar source)
     text_neighbours: int = 50
     # model
@@ -265,6 +273,8 @@ class Settings:
             _bad("ranker", self.ranker, "must be 'learned' or 'blend'")
         if self.ranker_sample_every < 1:
             _bad("ranker_sample_every", self.ranker_sample_every, "must be >= 1")
+        if self.ranker_publish_s <= 0:
+            _bad("ranker_publish_s", self.ranker_publish_s, "must be > 0 (seconds)")
         if self.ranker_learning_rate < 0 or self.ranker_prior_l2 < 0:
             _bad("ranker_learning_rate", self.ranker_learning_rate,
                  "must be >= 0, with RANKER_PRIOR_L2 >= 0")

@@ -1,8 +1,8 @@
 """A/B experiments: per-arm attribution of real feedback, statistics, offline simulation.
 
     Attribution.on_recommendation(rec) / on_event(event) → snapshot() per arm
-    wilson_interval, two_proportion_test → intervals and tests
-    simulate(dataset, data_dir, arms_spec=...) → a replayed A/B on a real dataset
+    wilson_interval, two_proportion_test, stats.paired_rate_difference → intervals, tests
+    simulate(dataset, data_dir, arms_spec=...) → a paired offline A/B on a real dataset
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(topics.dlq, 1, rf, topic_configs={"retention.ms": str(30 * 86_400_000)}),
         NewTopic(topics.catalog, 1, rf, topic_configs={"cleanup.policy": "compact"}),
         NewTopic(topics.item_vectors, 1, rf, topic_configs={"cleanup.policy": "compact"}),
+        # key = contributor (a worker): its latest cumulative ranker contribution
+        NewTopic(topics.ranker, 1, rf, topic_configs={"cleanup.policy": "compact"}),
         NewTopic(topics.item_deltas, 1, rf,
                  topic_configs={"retention.ms": str(30 * 86_400_000)}),
         NewTopic(topics.rerank_requests, n, rf,

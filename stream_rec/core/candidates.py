@@ -12,6 +12,8 @@ import operator
 from collections.abc import Callable, Collection, Container, Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from stream_rec.core.catalog import Catalog
 from stream_rec.core.item_stats import ItemStats
 from stream_rec.core.profile import UserProfile
@@ -124,33 +126,35 @@ def buy_again(profile: UserProfile, stats: ItemStats, *, n: int, now_ms: int,
     Scores are absolute in [0, 1) (not rescaled by the ranker): ``1 - exp(-rate * times)``,
     so an item nobody re-buys stays near 0 however often this user bought it once.
     """
+    if not profile.purchased:
+        return {}
     rate = math.log(2) / (half_life_s * 1000.0)
-    scored = []
-    for item, times, last_ts in profile.purchased:
-        recency = math.exp(-rate * max(0, now_ms - last_ts))
-        expected = stats.repeat_propensity(item) * times
-        score = (1.0 - math.exp(-expected)) * (0.5 + 0.5 * recency)
-        scored.append((item, score))
-    best = _best(scored, n, exclude)
+    items = [item for item, _, _ in profile.purchased]
+    times = np.fromiter((t for _, t, _ in profile.purchased), np.float64, len(items))
+    last_ms = np.fromiter((ts for _, _, ts in profile.purchased), np.float64, len(items))
+    recency = np.exp(-rate * np.maximum(0.0, now_ms - last_ms))
+    expected = stats.columns(items, now_ms).repeat_propensity * times
+    scores = (1.0 - np.exp(-expected)) * (0.5 + 0.5 * recency)
+    best = _best(zip(items, scores.tolist(), strict=True), n, exclude)
     return {item: (score, item) for item, score in best}
 
 
-def trending(stats: ItemStats, *, n: int, now_ms: int, exclude: ItemFilter = _NOTHING,
-             refresh: bool = True) -> Scored:
+def trending(stats: ItemStats, *, n: int, now_ms: int, exclude: ItemFilter = _NOTHING
+             ) -> Scored:
     """The shop's ``n`` most popular items right now that are not in ``exclude``, scored by
     their share of all popularity (absolute: P(item) for the next event).
 
-    Reads the cached trending list; only when exclusions eat into it does it rank deeper.
+    Reads the trending list; only when exclusions eat into it does it rank deeper.
     """
     total = stats.total_popularity(now_ms) or 1.0
     out: Scored = {}
-    top = stats.trending(now_ms, refresh=refresh)
+    top = stats.trending(now_ms)
     for item, score in top:
         if item not in exclude:
             out[item] = (score / total, "")
             if len(out) >= n:
                 return out
-    if len(top) < len(stats) and refresh:
+    if len(top) < len(stats):
         for item, score in stats.most_popular(now_ms, len(stats)):
             if item not in exclude and item not in out:
                 out[item] = (score / total, "")
@@ -167,7 +171,7 @@ def popular_among(stats: ItemStats, items: Iterable[str], *, now_ms: int) -> Sco
 
 def category_trending(profile: UserProfile, stats: ItemStats, catalog: Catalog, *, n: int,
                       now_ms: int, top_categories: int = 3,
-                      exclude: ItemFilter = _NOTHING, refresh: bool = True) -> Scored:
+                      exclude: ItemFilter = _NOTHING) -> Scored:
     """Trending items in the user's favourite categories: P(category) from the user's
     decayed affinity times P(item | category) from the trending list (absolute)."""
     if not profile.categories or len(catalog) == 0:
@@ -176,8 +180,9 @@ def category_trending(profile: UserProfile, stats: ItemStats, catalog: Catalog, 
     total = sum(favourites.values()) or 1.0
     found: list[tuple[str, float, str]] = []
     mass: dict[str, float] = {}
-    for item, popularity in stats.trending(now_ms, refresh=refresh):
-        category = catalog.category(item)
+    category_of = catalog.categories.get
+    for item, popularity in stats.trending(now_ms):
+        category = category_of(item, "")
         if category in favourites:
             mass[category] = mass.get(category, 0.0) + popularity
             if item not in exclude and len(found) < n:

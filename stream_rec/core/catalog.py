@@ -14,6 +14,7 @@ class Catalog:
 
     def __init__(self, items: Iterable[CatalogItem] = ()) -> None:
         self._items: dict[str, CatalogItem] = {}
+        self.categories: dict[str, str] = {}  # item id -> category, read per candidate
         self.version = 0
         for item in items:
             self.upsert(item)
@@ -22,6 +23,7 @@ class Catalog:
         """Insert or replace; returns True when the title or category changed (re-embed)."""
         old = self._items.get(item.item_id)
         self._items[item.item_id] = item
+        self.categories[item.item_id] = item.category
         self.version += 1
         return old is None or (old.title, old.category) != (item.title, item.category)
 
@@ -33,8 +35,7 @@ class Catalog:
         return item.title if item is not None else item_id
 
     def category(self, item_id: str) -> str:
-        item = self._items.get(item_id)
-        return item.category if item is not None else ""
+        return self.categories.get(item_id, "")
 
     def recommendable(self, item_id: str) -> bool:
         item = self._items.get(item_id)

@@ -26,8 +26,8 @@ from stream_rec.core.item_stats import ItemStats
 from stream_rec.core.profile import UserProfile
 from stream_rec.core.text_space import TextSpace
 
-__all__ = ["FEATURES", "MODEL_FEATURES", "PRIOR_WEIGHTS", "CandidateSet", "FeatureParams",
-           "build_candidates"]
+__all__ = ["FEATURES", "MODEL_FEATURES", "PRIOR_WEIGHTS", "SOURCES", "CandidateSet",
+           "FeatureParams", "build_candidates"]
 
 FEATURES: tuple[str, ...] = (
     "prior",  # log of the fixed blend (co-visit + buy-again + 0.1 trending + 0.03 category)
@@ -85,160 +85,218 @@ class FeatureParams:
 
 @dataclass(frozen=True, slots=True)
 class CandidateSet:
-    """Candidates (no duplicates), their feature rows, and the best source + anchor of each."""
+    """Candidates (no duplicates), their feature rows, and what each source said of them."""
 
     items: list[str]
     x: np.ndarray  # (len(items), len(FEATURES)) float32
-    why: list[tuple[str, str]]  # (source, anchor) for the reason
+    parts: np.ndarray  # (len(items), len(SOURCES)): source weight x score, -1 when absent
+    anchors: tuple[dict[str, str], ...]  # per source: item -> the anchor it cites
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def why(self, k: int) -> tuple[str, str]:
+        """(source, anchor) of candidate ``k``: the source contributing most to the blend
+        (the first on ties), for the recommendation's reason."""
+        source = int(np.argmax(self.parts[k]))
+        return SOURCES[source], self.anchors[source].get(self.items[k], "")
+
+
+# the candidate sources, in the order their candidates enter the set, and each one's weight
+# in the fixed blend (what picks the reason's source)
+SOURCES = ("covisit", "buy_again", "similar", "category", "trending")
+_SOURCE_WEIGHT = (1.0, 1.0, 0.03, 0.03, 0.1)
+_RANK_COLUMN = tuple(FEATURES.index("rank_" + s) for s in SOURCES)
 
 
 def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *,
                      now_ms: int, params: FeatureParams = FeatureParams(),
                      space: TextSpace | None = None,
                      blocked: frozenset[str] = frozenset(),
-                     allow: frozenset[str] | None = None,
-                     refresh: bool = True) -> CandidateSet:
-    """Every source's candidates for ``profile`` at ``now_ms`` with their features
-    (``refresh=False``: read the cached trending list as it is, for training lists)."""
+                     allow: frozenset[str] | None = None) -> CandidateSet:
+    """Every source's candidates for ``profile`` at ``now_ms`` with their features."""
     n = params.per_source
     skip: cands.ItemFilter = blocked if allow is None else cands.OutsideOf(allow, blocked)
     instants = cands._recent_instants(profile, params.covisit_history)
-    covisit, covisit_last, covisit_frac, covisit_anchor = _covisit(instants, stats)
-    covisit_list = cands._best(covisit.items(), n, skip)
+    covisit = _covisit(instants, stats)
     buy = cands.buy_again(profile, stats, n=n, now_ms=now_ms,
                           half_life_s=params.buy_again_half_life_s, exclude=skip)
     category = cands.category_trending(profile, stats, catalog, n=n, now_ms=now_ms,
-                                       exclude=skip, refresh=refresh)
-    trending = (cands.trending(stats, n=n, now_ms=now_ms, exclude=skip, refresh=refresh)
-                if allow is None
+                                       exclude=skip)
+    trending = (cands.trending(stats, n=n, now_ms=now_ms, exclude=skip) if allow is None
                 else cands.popular_among(stats, allow - blocked, now_ms=now_ms))
     taste = _taste(profile, params) if space is not None else {}
     similar: list[tuple[str, float, str]] = []
     if space is not None and taste:
         block = blocked if allow is None else frozenset()
         similar = [s for s in space.neighbours_mix(taste, n + 10, block) if s[0] not in skip][:n]
-
-    ranks: dict[str, list[tuple[str, int]]] = {}
-    why: dict[str, tuple[float, str, str]] = {}
-
-    def note(source: str, ordered: list[tuple[str, float, str]], weight: float) -> None:
-        for r, (item, score, anchor) in enumerate(ordered):
-            ranks.setdefault(item, []).append((source, r))
-            part = weight * score
-            if part > why.get(item, (-1.0, "", ""))[0]:
-                why[item] = (part, source, anchor)
-
-    note("covisit", [(i, s, covisit_anchor.get(i, "")) for i, s in covisit_list], 1.0)
-    note("buy_again", [(i, s, a) for i, (s, a) in buy.items()], 1.0)
-    note("similar", similar, 0.03)
-    note("category", [(i, s, a) for i, (s, a) in category.items()], 0.03)
-    note("trending", [(i, s, a) for i, (s, a) in trending.items()], 0.1)
-    items = list(ranks)
-    x = np.zeros((len(items), len(FEATURES)), np.float32)
-    if not items:
-        return CandidateSet([], x, [])
-
-    touched_age = _touch_ages(profile)
-    bought = profile.purchase_counts()
-    cat_aff = dict(profile.categories)
-    cat_total = sum(cat_aff.values()) or 1.0
-    history = math.log1p(sum(c for t, c in profile.counts if t in _ITEM_TYPES)) / 5.0
-    pop_total = stats.total_popularity(now_ms) or 1.0
+    covisit_list = covisit.best(stats, n, skip)
+    covisit_anchor = {}
+    if covisit_list:
+        best_anchor = covisit.at(stats.rows([i for i, _ in covisit_list]), covisit.anchor)
+        covisit_anchor = {i: covisit.anchors[int(a)]
+                          for (i, _), a in zip(covisit_list, best_anchor, strict=True)}
+    sources: tuple[list[tuple[str, float]], ...] = (
+        covisit_list,
+        [(i, s) for i, (s, _) in buy.items()],
+        [(i, s) for i, s, _ in similar],
+        [(i, s) for i, (s, _) in category.items()],
+        [(i, s) for i, (s, _) in trending.items()],
+    )
+    anchors: tuple[dict[str, str], ...] = (covisit_anchor, {i: a for i, (_, a) in buy.items()},
+               {i: a for i, _, a in similar}, {i: a for i, (_, a) in category.items()}, {})
+    pos: dict[str, int] = {}
+    for ranked in sources:
+        for item, _ in ranked:
+            pos.setdefault(item, len(pos))
+    items = list(pos)
+    m = len(items)
+    x = np.zeros((m, len(FEATURES)), np.float32)
+    parts = np.full((m, len(SOURCES)), -1.0)
+    if not m:
+        return CandidateSet([], x, parts, anchors)
+    scores = []  # each source's raw scores, aligned with ``items`` (0 when absent)
+    for s, ranked in enumerate(sources):
+        column = np.zeros(m)
+        if ranked:
+            rows = np.fromiter((pos[i] for i, _ in ranked), np.intp, len(ranked))
+            raw = np.fromiter((v for _, v in ranked), np.float64, len(ranked))
+            column[rows] = raw
+            parts[rows, s] = _SOURCE_WEIGHT[s] * raw
+            x[rows, _RANK_COLUMN[s]] = 1.0 / (1.0 + np.arange(len(ranked)))
+        scores.append(column)
+    _, ba, sim_nb, cat, _ = scores
+    rows = stats.rows(items)
+    cv = covisit.at(rows, covisit.score)
+    col = stats.columns_at(rows, now_ms)
+    tr = col.popularity / (stats.total_popularity(now_ms) or 1.0)
     count_total = float(stats.deltas) or 1.0
-    counts = stats.counts
-    first_ms = stats.first_ms
-    log = math.log
-    log1p = math.log1p
-    cv = [covisit.get(i, 0.0) for i in items]
-    ba = [buy[i][0] if i in buy else 0.0 for i in items]
-    popularity = stats.popularity
-    tr = [popularity(i, now_ms) / pop_total for i in items]
-    cat = [category[i][0] if i in category else 0.0 for i in items]
-    cnt = [counts.get(i, 0) for i in items]
-    times = [bought.get(i, 0) for i in items]
-    ages = [touched_age.get(i) for i in items]
-    firsts = [first_ms.get(i) for i in items]
-    cat_of = catalog.category
-    columns: dict[str, list[float]] = {
-        "prior": [log(_EPS + a + b + 0.1 * c + 0.03 * d)
-                  for a, b, c, d in zip(cv, ba, tr, cat, strict=True)],
-        "covisit": [log(_EPS + a) for a in cv],
-        "covisit_last": [log(_EPS + covisit_last.get(i, 0.0)) for i in items],
-        "covisit_anchors": [covisit_frac.get(i, 0.0) for i in items],
+    history = math.log1p(sum(c for t, c in profile.counts if t in _ITEM_TYPES)) / 5.0
+    features = {
+        "prior": np.log(_EPS + cv + ba + 0.1 * tr + 0.03 * cat),
+        "covisit": np.log(_EPS + cv),
+        "covisit_last": np.log(_EPS + covisit.at(rows, covisit.last)),
+        "covisit_anchors": covisit.at(rows, covisit.hits),
         "buy_again": ba,
-        "bought": [log1p(t) for t in times],
-        "touched": [1.0 if a is not None or t else 0.0 for a, t in zip(ages, times, strict=True)],
-        "touch_recency": [1.0 / (1.0 + a) if a is not None else (0.05 if t else 0.0)
-                          for a, t in zip(ages, times, strict=True)],
-        "repeat_rate": [log(stats.repeat_propensity(i)) for i in items],
-        "popularity": [log(1e-7 + t) for t in tr],
-        "count": [log1p(c) for c in cnt],
-        "trend": [log((1e-7 + t) / (1e-7 + c / count_total)) for t, c in zip(tr, cnt, strict=True)],
-        "category": [cat_aff.get(cat_of(i), 0.0) / cat_total for i in items] if cat_aff
-        else [0.0] * len(items),
-        "age": [log1p(max(0.0, now_ms - f) / _DAY_MS) if f is not None else 0.0 for f in firsts],
-        "unseen": [1.0 if f is None else 0.0 for f in firsts],
+        "repeat_rate": np.log(col.repeat_propensity),
+        "popularity": np.log(1e-7 + tr),
+        "count": np.log1p(col.count),
+        "trend": np.log((1e-7 + tr) / (1e-7 + col.count / count_total)),
+        "age": np.where(col.seen, np.log1p(np.maximum(0.0, now_ms - col.first_ms) / _DAY_MS),
+                        0.0),
+        "unseen": ~col.seen,
     }
-    for name, values in columns.items():
+    for name, values in features.items():
         x[:, _COL[name]] = values
     x[:, _COL["covisit_x_history"]] = x[:, _COL["covisit"]] * history
-    col = _COL
-    rank_cols = {s: col["rank_" + s] for s in ("covisit", "buy_again", "similar", "category",
-                                               "trending")}
-    for k, item in enumerate(items):
-        row = x[k]
-        for source, r in ranks[item]:
-            row[rank_cols[source]] = 1.0 / (1.0 + r)
+    _user_columns(x, pos, profile)
+    if profile.categories:
+        affinity = dict(profile.categories)
+        total = sum(affinity.values()) or 1.0
+        cat_of = catalog.categories.get
+        x[:, _COL["category"]] = np.fromiter(
+            (affinity.get(cat_of(i, ""), 0.0) for i in items), np.float64, m) / total
     if space is not None and taste:
-        sim = space.cosine(space.query(taste), items)
         last = space.query({instants[0][0]: 1.0}) if instants else None
-        x[:, col["sim"]] = sim
-        x[:, col["sim_last"]] = space.cosine(last, items)
-        by_item = {item: score for item, score, _ in similar}
-        x[:, col["sim_neighbours"]] = [by_item.get(item, 0.0) for item in items]
-        cold = np.array([counts.get(item, 0) < _COLD for item in items], np.float32)
-        x[:, col["sim_x_cold"]] = sim * cold
-        x[:, col["sim_x_history"]] = sim * history
-    return CandidateSet(items, x, [(why[i][1], why[i][2]) for i in items])
+        cosines = space.cosines([space.query(taste), last], items)
+        sim = cosines[:, 0]
+        x[:, _COL["sim"]] = sim
+        x[:, _COL["sim_last"]] = cosines[:, 1]
+        x[:, _COL["sim_neighbours"]] = sim_nb
+        x[:, _COL["sim_x_cold"]] = sim * (col.count < _COLD)
+        x[:, _COL["sim_x_history"]] = sim * history
+    return CandidateSet(items, x, parts, anchors)
 
 
-def _covisit(instants: list[tuple[str, int]], stats: ItemStats
-             ) -> tuple[dict[str, float], dict[str, float], dict[str, float], dict[str, str]]:
+def _user_columns(x: np.ndarray, pos: dict[str, int], profile: UserProfile) -> None:
+    """What this user did with each candidate: bought (how often), touched (how lately)."""
+    bought, touched, recency = _COL["bought"], _COL["touched"], _COL["touch_recency"]
+    for item, times, _ in profile.purchased:
+        k = pos.get(item)
+        if k is not None and times:
+            x[k, bought] = math.log1p(times)
+            x[k, touched] = 1.0
+            x[k, recency] = 0.05  # bought, but not among the recent touches
+    for item, age in _touch_ages(profile).items():
+        k = pos.get(item)
+        if k is not None:
+            x[k, touched] = 1.0
+            x[k, recency] = 1.0 / (1.0 + age)
+
+
+@dataclass(frozen=True, slots=True)
+class _Covisit:
+    """The co-visitation mixture over the user's recent anchors, by item row (sorted)."""
+
+    rows: np.ndarray  # item rows reached from any anchor, ascending
+    score: np.ndarray  # P(item | recent anchors), the mixture (as candidates.covisitation)
+    last: np.ndarray  # P(item | the last item)
+    hits: np.ndarray  # share of the anchors leading to the item
+    anchor: np.ndarray  # index into ``anchors`` of the largest contribution (first on ties)
+    anchors: list[str]
+
+    def at(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``values`` (aligned with :attr:`rows`) read at ``rows``; 0 where absent."""
+        if not len(self.rows):
+            return np.zeros(len(rows))
+        idx = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
+        return np.where(self.rows[idx] == rows, values[idx], 0.0)
+
+    def best(self, stats: ItemStats, n: int, skip: cands.ItemFilter) -> list[tuple[str, float]]:
+        """The ``n`` best items not in ``skip``, best first, ties by id (as ``_best``)."""
+        scores = self.score.tolist()
+        out: list[tuple[str, float]] = []
+        cut = None
+        for k in np.argsort(-self.score, kind="stable").tolist():
+            score = scores[k]
+            if cut is not None and score < cut:
+                break
+            item = stats.item_id(int(self.rows[k]))
+            if item in skip:
+                continue
+            out.append((item, score))
+            if len(out) == n:
+                cut = score
+        out.sort(key=lambda kv: (-kv[1], kv[0]))
+        return out[:n]
+
+
+_NO_COVISIT = _Covisit(np.zeros(0, np.intp), np.zeros(0), np.zeros(0), np.zeros(0),
+                       np.zeros(0, np.intp), [])
+
+
+def _covisit(instants: list[tuple[str, int]], stats: ItemStats) -> _Covisit:
     """The co-visitation mixture (as :func:`candidates.covisitation`), P(item | last
     anchor), the share of anchors leading to each item, and each item's best anchor."""
-    rows: list[tuple[str, float, dict[str, float]]] = []
+    found: list[tuple[str, float, np.ndarray, np.ndarray]] = []
     age, instant = -1, None
     for anchor, ts_ms in instants:
         if ts_ms != instant:
             age, instant = age + 1, ts_ms
-        row = stats.neighbours(anchor)
-        if row:
-            rows.append((anchor, 1.0 / (1.0 + age), row))
-    scores: dict[str, float] = {}
-    last: dict[str, float] = {}
-    hits: dict[str, float] = {}
-    anchors: dict[str, str] = {}
-    if not rows:
-        return scores, last, hits, anchors
-    total = sum(w for _, w, _ in rows)
-    top_part: dict[str, float] = {}
-    share = 1.0 / len(rows)
-    for position, (anchor, anchor_weight, row) in enumerate(rows):
-        row_total = sum(row.values()) or 1.0
-        scale = anchor_weight / total / row_total
-        for item, weight in row.items():
-            part = weight * scale
-            scores[item] = scores.get(item, 0.0) + part
-            hits[item] = hits.get(item, 0.0) + share
-            if part > top_part.get(item, 0.0):
-                top_part[item] = part
-                anchors[item] = anchor
-            if position == 0 and instants and anchor == instants[0][0]:
-                last[item] = weight / row_total
-    return scores, last, hits, anchors
+        arrays = stats.neighbour_rows(anchor)
+        if arrays is not None:
+            found.append((anchor, 1.0 / (1.0 + age), *arrays))
+    if not found:
+        return _NO_COVISIT
+    total = sum(w for _, w, _, _ in found)
+    parts, sums = [], []
+    for _, anchor_weight, _, weights in found:
+        row_total = float(weights.sum()) or 1.0
+        sums.append(row_total)
+        parts.append(weights * (anchor_weight / total / row_total))
+    all_rows = np.concatenate([rows for _, _, rows, _ in found])
+    all_parts = np.concatenate(parts)
+    position = np.repeat(np.arange(len(found)), [len(rows) for _, _, rows, _ in found])
+    rows, inv = np.unique(all_rows, return_inverse=True)
+    order = np.lexsort((position, -all_parts, inv))
+    grouped = inv[order]
+    first = order[np.concatenate(([True], grouped[1:] != grouped[:-1]))]
+    last = np.zeros(len(rows))
+    if found[0][0] == instants[0][0]:
+        last[np.searchsorted(rows, found[0][2])] = found[0][3] / sums[0]
+    return _Covisit(rows=rows, score=np.bincount(inv, all_parts, len(rows)), last=last,
+                    hits=np.bincount(inv, None, len(rows)) / len(found),
+                    anchor=position[first], anchors=[a for a, _, _, _ in found])
 
 
 def _touch_ages(profile: UserProfile) -> dict[str, int]:

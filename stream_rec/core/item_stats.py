@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from stream_rec.core.events import Event
 from stream_rec.core.profile import UserProfile
 
-__all__ = ["ItemDelta", "ItemStats", "StatsParams", "delta_for"]
+__all__ = ["ItemColumns", "ItemDelta", "ItemStats", "StatsParams", "delta_for"]
 
 _POP_WEIGHT = {"view": 1.0, "rec_click": 1.0, "add_to_cart": 2.0, "purchase": 3.0}
 _COVISIT_WEIGHT = {"view": 0.5, "rec_click": 0.5, "add_to_cart": 1.0, "purchase": 1.0}
@@ -29,11 +31,8 @@ class StatsParams:
     popularity_half_life_s: float = 3 * 86_400.0
     covisit_window: int = 5
     max_neighbours: int = 100
+    # the trending list: the this many most popular items, kept exact on every delta
     trending_size: int = 200
-    # the trending list is recomputed after this many new deltas, or once this much event
-    # time has passed with any new delta (so it is never staler than a minute under traffic)
-    trending_refresh_deltas: int = 256
-    trending_refresh_ms: int = 60_000
     # co-visitation direction: an item seen after another (at a later instant) adds weight w
     # to earlier→later and covisit_backward * w to later→earlier; items touched at the same
     # instant (one basket) are unordered and count both ways at distance 1
@@ -104,95 +103,155 @@ def delta_for(before: UserProfile, event: Event, window: int, *,
 
 
 class ItemStats:
-    """Item-level statistics folded from deltas; read by candidate generation."""
+    """Item-level statistics folded from deltas; read by candidate generation.
+
+    Per-item numbers live in numpy columns (row 0 is "never seen": all zeros), so the
+    ranker reads a whole candidate list's statistics with one gather (:meth:`columns`).
+    Decayed popularity is kept as (value, time of last bump); since every item decays at
+    the same rate, the popularity order never changes between deltas, and the trending
+    list (the ``trending_size`` most popular items) is kept exact by each delta instead of
+    re-ranking the catalogue.
+    """
 
     def __init__(self, params: StatsParams = StatsParams()) -> None:
         self.params = params
         self._rate = math.log(2) / (params.popularity_half_life_s * 1000.0)
-        self._pop: dict[str, tuple[float, int]] = {}
         self._pop_total: tuple[float, int] = (0.0, 0)  # decayed sum of all popularity
         self._covisit: dict[str, dict[str, float]] = {}
-        self.buyers: dict[str, int] = {}
-        self.repeats: dict[str, int] = {}
+        self._nbr_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._rows: dict[str, int] = {}  # every item ever seen (in a delta or as a neighbour)
+        self._ids: list[str] = [""]
+        self._cols = _Columns(1024)
         self.total_buyers = 0
         self.total_repeats = 0
         self.counts: dict[str, int] = {}  # interactions per item, never decayed
         self.first_ms: dict[str, int] = {}  # when each item was first seen
         self.now_ms = 0
         self.deltas = 0
-        self._trending: list[tuple[str, float]] = []
-        self._trending_at_ms = -1
-        self._trending_at_deltas = 0
+        self._top = _TopKeys(params.trending_size)
 
     def learn_one(self, delta: ItemDelta) -> None:
         """Fold one delta."""
         self.deltas += 1
         self.now_ms = max(self.now_ms, delta.ts_ms)
-        self.counts[delta.item_id] = self.counts.get(delta.item_id, 0) + 1
-        self.first_ms.setdefault(delta.item_id, delta.ts_ms)
-        self._bump_popularity(delta.item_id, _POP_WEIGHT.get(delta.type, 1.0), delta.ts_ms)
+        item = delta.item_id
+        row = self._intern(item)
+        cols = self._cols
+        if item not in self.counts:
+            self.first_ms[item] = delta.ts_ms
+            cols.first_ms[row] = delta.ts_ms
+        self.counts[item] = self.counts.get(item, 0) + 1
+        cols.count[row] += 1.0
+        self._bump_popularity(item, row, _POP_WEIGHT.get(delta.type, 1.0), delta.ts_ms)
         if delta.first_purchase:
-            self.buyers[delta.item_id] = self.buyers.get(delta.item_id, 0) + 1
+            cols.buyers[row] += 1.0
             self.total_buyers += 1
         if delta.repeat_purchase:
-            self.repeats[delta.item_id] = self.repeats.get(delta.item_id, 0) + 1
+            cols.repeats[row] += 1.0
             self.total_repeats += 1
         weight = _COVISIT_WEIGHT.get(delta.type, 0.5)
         backward = self.params.covisit_backward
         same = delta.same_instant
         for position, other in enumerate(delta.prev, start=1):
             if position <= same:  # one basket: unordered, adjacent
-                self._add_pair(other, delta.item_id, weight)
-                self._add_pair(delta.item_id, other, weight)
+                self._add_pair(other, item, weight)
+                self._add_pair(item, other, weight)
                 continue
             w = weight / (position - same)
-            self._add_pair(other, delta.item_id, w)  # earlier → later
+            self._add_pair(other, item, w)  # earlier → later
             if backward > 0:
-                self._add_pair(delta.item_id, other, w * backward)  # later → earlier
+                self._add_pair(item, other, w * backward)  # later → earlier
 
     def learn_many(self, deltas: Iterable[ItemDelta]) -> None:
         for delta in deltas:
             self.learn_one(delta)
 
     def popularity(self, item_id: str, now_ms: int) -> float:
-        value, ts = self._pop.get(item_id, (0.0, now_ms))
-        return value * math.exp(-self._rate * max(0, now_ms - ts))
+        row = self._rows.get(item_id)
+        if row is None:
+            return 0.0
+        cols = self._cols
+        return float(cols.pop[row]) * math.exp(-self._rate * max(0.0, now_ms - cols.pop_ms[row]))
 
-    def trending(self, now_ms: int, *, refresh: bool = True) -> list[tuple[str, float]]:
-        """The most popular items right now, best first (refreshed lazily; with
-        ``refresh=False`` only by delta count, not by time: for the ranker's training lists)."""
-        fresh = self.deltas - self._trending_at_deltas
-        if (self._trending_at_ms < 0 or fresh >= self.params.trending_refresh_deltas
-                or (refresh and fresh and abs(now_ms - self._trending_at_ms)
-                    >= self.params.trending_refresh_ms)):
-            scored = ((item, v * math.exp(-self._rate * max(0, now_ms - ts)))
-                      for item, (v, ts) in self._pop.items())
-            self._trending = heapq.nlargest(self.params.trending_size, scored,
-                                            key=lambda kv: kv[1])
-            self._trending_at_ms = now_ms
-            self._trending_at_deltas = self.deltas
-        return self._trending
+    def trending(self, now_ms: int) -> list[tuple[str, float]]:
+        """The ``trending_size`` most popular items at ``now_ms``, best first (ties: the
+        item known first)."""
+        rows = self._top.ordered()
+        return list(zip([self._ids[r] for r in rows], self._decayed(rows, now_ms).tolist(),
+                        strict=True))
 
     def most_popular(self, now_ms: int, n: int) -> list[tuple[str, float]]:
-        """The ``n`` most popular items at ``now_ms``, best first (uncached, O(items))."""
-        scored = ((item, v * math.exp(-self._rate * max(0, now_ms - ts)))
-                  for item, (v, ts) in self._pop.items())
-        return heapq.nlargest(n, scored, key=lambda kv: kv[1])
+        """The ``n`` most popular items at ``now_ms``, best first (ties: the item known first)."""
+        if n <= self.params.trending_size:
+            return self.trending(now_ms)[:n]
+        keys = self._cols.key[1:len(self._ids)]
+        order = np.argsort(-keys, kind="stable")[:min(n, len(self.counts))] + 1
+        return list(zip([self._ids[r] for r in order], self._decayed(order, now_ms).tolist(),
+                        strict=True))
+
+    def rows(self, items: Sequence[str]) -> np.ndarray:
+        """Each item's row in the columns (0: never seen)."""
+        get = self._rows.get
+        return np.fromiter((get(i, 0) for i in items), np.intp, len(items))
+
+    def item_id(self, row: int) -> str:
+        return self._ids[row]
+
+    def columns(self, items: Sequence[str], now_ms: int) -> ItemColumns:
+        """The statistics of ``items`` at ``now_ms``, one array each (zeros for unseen items)."""
+        return self.columns_at(self.rows(items), now_ms)
+
+    def columns_at(self, rows: np.ndarray, now_ms: int) -> ItemColumns:
+        """:meth:`columns` of items given by their :meth:`rows`."""
+        cols = self._cols
+        count = cols.count[rows]
+        buyers = cols.buyers[rows]
+        prior = (self.total_repeats + 1.0) / (self.total_buyers + 2.0)
+        return ItemColumns(
+            popularity=self._decayed(rows, now_ms),
+            count=count,
+            first_ms=cols.first_ms[rows],
+            repeat_propensity=(cols.repeats[rows] + 5.0 * prior) / (buyers + 5.0),
+            seen=count > 0,
+        )
 
     def neighbours(self, item_id: str) -> dict[str, float]:
         return self._covisit.get(item_id, {})
 
+    def neighbour_rows(self, item_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The item's co-visitation row as arrays: neighbour rows and weights (None if it
+        has none); cached until the row next changes."""
+        found = self._nbr_arrays.get(item_id)
+        if found is None:
+            row = self._covisit.get(item_id)
+            if not row:
+                return None
+            rows = self._rows
+            found = (np.fromiter((rows[i] for i in row), np.intp, len(row)),
+                     np.fromiter(row.values(), np.float64, len(row)))
+            self._nbr_arrays[item_id] = found
+        return found
+
     def repeat_propensity(self, item_id: str) -> float:
         """How often buyers of this item buy it again (smoothed toward the shop's rate)."""
         prior = (self.total_repeats + 1.0) / (self.total_buyers + 2.0)
-        buyers = self.buyers.get(item_id, 0)
-        return (self.repeats.get(item_id, 0) + 5.0 * prior) / (buyers + 5.0)
+        row = self._rows.get(item_id, 0)
+        cols = self._cols
+        return (float(cols.repeats[row]) + 5.0 * prior) / (float(cols.buyers[row]) + 5.0)
+
+    def buyers(self, item_id: str) -> int:
+        """How many users bought the item at least once."""
+        return int(self._cols.buyers[self._rows.get(item_id, 0)])
+
+    def repeats(self, item_id: str) -> int:
+        """How many purchases of the item were by someone who had bought it before."""
+        return int(self._cols.repeats[self._rows.get(item_id, 0)])
 
     def known(self, item_id: str) -> bool:
-        return item_id in self._pop
+        return item_id in self.counts
 
     def __len__(self) -> int:
-        return len(self._pop)
+        return len(self.counts)
 
     def total_popularity(self, now_ms: int) -> float:
         """The decayed popularity of all items together at ``now_ms``."""
@@ -204,22 +263,123 @@ class ItemStats:
         total = self.total_popularity(now_ms)
         return self.popularity(item_id, now_ms) / total if total > 0 else 0.0
 
-    def _bump_popularity(self, item_id: str, weight: float, ts_ms: int) -> None:
+    def _intern(self, item_id: str) -> int:
+        """The item's row, allocated (all zeros) on first sight."""
+        row = self._rows.get(item_id)
+        if row is None:
+            row = len(self._ids)
+            self._rows[item_id] = row
+            self._ids.append(item_id)
+            self._cols.ensure(row + 1)
+        return row
+
+    def _bump_popularity(self, item_id: str, row: int, weight: float, ts_ms: int) -> None:
         total, total_ts = self._pop_total
         if ts_ms > total_ts:
             total *= math.exp(-self._rate * (ts_ms - total_ts))
             total_ts = ts_ms
         self._pop_total = (total + weight, total_ts)
-        value, ts = self._pop.get(item_id, (0.0, ts_ms))
+        cols = self._cols
+        value, ts = float(cols.pop[row]), float(cols.pop_ms[row])
         if ts_ms > ts:
             value *= math.exp(-self._rate * (ts_ms - ts))
             ts = ts_ms
-        self._pop[item_id] = (value + weight, ts)
+        value += weight
+        cols.pop[row] = value
+        cols.pop_ms[row] = ts
+        # log of the value brought to time 0: the same order as the value at any time
+        key = math.log(value) + self._rate * ts
+        cols.key[row] = key
+        self._top.offer(row, key)
+
+    def _decayed(self, rows: np.ndarray | list[int], now_ms: int) -> np.ndarray:
+        cols = self._cols
+        age = np.maximum(0.0, now_ms - cols.pop_ms[rows])
+        return np.asarray(cols.pop[rows] * np.exp(-self._rate * age), np.float64)
 
     def _add_pair(self, a: str, b: str, weight: float) -> None:
+        self._nbr_arrays.pop(a, None)
+        if b not in self._rows:
+            self._intern(b)
         row = self._covisit.setdefault(a, {})
         row[b] = row.get(b, 0.0) + weight
         limit = self.params.max_neighbours
         if len(row) > limit + limit // 2:
             kept = heapq.nlargest(limit, row.items(), key=lambda kv: kv[1])
             self._covisit[a] = dict(kept)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemColumns:
+    """Statistics of a list of items, aligned with it (see :meth:`ItemStats.columns`)."""
+
+    popularity: np.ndarray  # decayed popularity now
+    count: np.ndarray  # interactions ever
+    first_ms: np.ndarray  # first seen (0 for unseen items)
+    repeat_propensity: np.ndarray  # smoothed repeat-purchase rate
+    seen: np.ndarray  # bool: any interaction yet
+
+
+class _Columns:
+    """Growable per-item arrays; row 0 stays all zeros (the unseen item)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.pop = np.zeros(capacity)
+        self.pop_ms = np.zeros(capacity)
+        self.key = np.full(capacity, -np.inf)
+        self.count = np.zeros(capacity)
+        self.first_ms = np.zeros(capacity)
+        self.buyers = np.zeros(capacity)
+        self.repeats = np.zeros(capacity)
+
+    def ensure(self, size: int) -> None:
+        capacity = len(self.pop)
+        if size <= capacity:
+            return
+        grown = max(size, 2 * capacity)
+        for name in ("pop", "pop_ms", "key", "count", "first_ms", "buyers", "repeats"):
+            old = getattr(self, name)
+            new = np.full(grown, -np.inf) if name == "key" else np.zeros(grown)
+            new[:capacity] = old
+            setattr(self, name, new)
+
+
+class _TopKeys:
+    """The ``size`` rows with the largest keys, where a row's key only ever grows.
+
+    A row outside the set can only enter by its own increase, so each offer is O(log size):
+    a min-heap with lazily dropped stale entries.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.keys: dict[int, float] = {}
+        self._heap: list[tuple[float, int]] = []
+        self._order: list[int] | None = []
+
+    def offer(self, row: int, key: float) -> None:
+        if self.size <= 0:
+            return
+        keys = self.keys
+        if row in keys or len(keys) < self.size:
+            keys[row] = key
+        else:
+            heap = self._heap
+            while heap[0][1] not in keys or keys[heap[0][1]] != heap[0][0]:
+                heapq.heappop(heap)
+            if key <= heap[0][0]:
+                return
+            del keys[heapq.heappop(heap)[1]]
+            keys[row] = key
+        heapq.heappush(self._heap, (key, row))
+        if len(self._heap) > 4 * self.size + 64:
+            self._heap = [(k, r) for r, k in keys.items()]
+            heapq.heapify(self._heap)
+        self._order = None
+
+    def ordered(self) -> list[int]:
+        """Rows best first (ties: the lower row, i.e. the item known first)."""
+        if self._order is None:
+            keys = self.keys
+            self._order = sorted(keys, key=lambda r: (-keys[r], r))
+        return self._order

@@ -188,12 +188,16 @@ def rank_candidates(candidates: CandidateSet, ranker: LearnedRanker, *, top_k: i
         return []
     scores = ranker.score(candidates.x)
     items = candidates.items
-    order = sorted(range(len(items)), key=lambda k: (-scores[k], items[k]))
+    values = scores.tolist()
     out: list[tuple[str, float, str, str]] = []
-    for k in order:
+    cut = None
+    for k in np.argsort(-scores, kind="stable").tolist():
+        if cut is not None and values[k] < cut:
+            break  # everything tied with the last kept item is in: ties are broken by id
         if keep(items[k]):
-            source, anchor = candidates.why[k]
-            out.append((items[k], float(scores[k]), source, anchor))
-            if len(out) >= top_k:
-                break
-    return out
+            source, anchor = candidates.why(k)
+            out.append((items[k], values[k], source, anchor))
+            if len(out) == top_k:
+                cut = values[k]
+    out.sort(key=lambda r: (-r[1], r[0]))
+    return out[:top_k]

@@ -98,8 +98,8 @@ class Recommender:
 
     def candidates(self, profile: UserProfile, *, now_ms: int,
                    blocked: frozenset[str] = frozenset(),
-                   allow: frozenset[str] | None = None, semantic: bool = True,
-                   refresh: bool = True) -> CandidateSet:
+                   allow: frozenset[str] | None = None, semantic: bool = True
+                   ) -> CandidateSet:
         """The learned ranker's candidates with their features (no model call)."""
         params = self.rank_params
         return build_candidates(
@@ -107,8 +107,7 @@ class Recommender:
             params=FeatureParams(per_source=params.per_source,
                                  covisit_history=params.covisit_history,
                                  buy_again_half_life_s=params.buy_again_half_life_s),
-            space=self.text_space if semantic else None, blocked=blocked, allow=allow,
-            refresh=refresh)
+            space=self.text_space if semantic else None, blocked=blocked, allow=allow)
 
     def learner(self, *, semantic: bool = True) -> StreamLearner:
         """What learns the ranker from the stream: call ``on_event(before, event)`` with
@@ -116,7 +115,7 @@ class Recommender:
         if self.ranker is None:
             raise ValueError("learner: this recommender has no learned ranker")
         return StreamLearner(self.ranker, lambda profile, now_ms: self.candidates(
-            profile, now_ms=now_ms, semantic=semantic, refresh=False))
+            profile, now_ms=now_ms, semantic=semantic))
 
     def _learned(self, profile: UserProfile, *, now_ms: int, params: RankParams,
                  just_bought: frozenset[str], exclude: frozenset[str],

@@ -91,26 +91,40 @@ class TextSpace:
     def neighbours_mix(self, weights: Mapping[str, float], n: int,
                        exclude: Collection[str] = ()) -> list[tuple[str, float, str]]:
         """Items near the weighted recent items: sum of weight x positive cosine over the
-        anchors' neighbour lists (weights normalised), best first, with the anchor that
-        contributed most."""
-        known = {item: w for item, w in weights.items() if item in self.rows and w > 0}
-        total = sum(known.values())
-        if not total:
+        anchors' neighbour lists (weights normalised), best first (ties by id), with the
+        anchor that contributed most (the first on ties)."""
+        known = [(self.rows[i], i, w) for i, w in weights.items() if w > 0 and i in self.rows]
+        if not known or not self.nbr_idx.shape[1]:
             return []
-        scores: dict[str, float] = {}
-        best: dict[str, tuple[float, str]] = {}
-        for anchor, w in known.items():
-            share = w / total
-            for item, sim in self.neighbours(anchor):
-                if sim <= 0:
-                    break
-                part = share * sim
-                scores[item] = scores.get(item, 0.0) + part
-                if part > best.get(item, (0.0, ""))[0]:
-                    best[item] = (part, anchor)
-        ranked = sorted(((s, i) for i, s in scores.items()
-                         if i not in exclude and i not in known), key=lambda si: (-si[0], si[1]))
-        return [(i, s, best[i][1]) for s, i in ranked[:n]]
+        anchor_rows = np.fromiter((r for r, _, _ in known), np.intp, len(known))
+        share = np.fromiter((w for _, _, w in known), np.float64, len(known))
+        share /= share.sum()
+        sims = self.nbr_sim[anchor_rows].astype(np.float64)
+        positive = sims > 0
+        items = self.nbr_idx[anchor_rows][positive]
+        parts = (share[:, None] * sims)[positive]
+        position = np.broadcast_to(np.arange(len(known))[:, None], sims.shape)[positive]
+        rows, inv = np.unique(items, return_inverse=True)
+        scores = np.bincount(inv, parts, len(rows))
+        order = np.lexsort((position, -parts, inv))
+        grouped = inv[order]
+        best = position[order[np.concatenate(([True], grouped[1:] != grouped[:-1]))]]
+        skip = {r for r, _, _ in known}
+        ids, values = self.ids, scores.tolist()
+        found: list[tuple[str, float, str]] = []
+        cut = None
+        for k in np.argsort(-scores, kind="stable").tolist():
+            score = values[k]
+            if cut is not None and score < cut:
+                break
+            row = int(rows[k])
+            if row in skip or ids[row] in exclude:
+                continue
+            found.append((ids[row], score, known[int(best[k])][1]))
+            if len(found) == n:
+                cut = score
+        found.sort(key=lambda f: (-f[1], f[0]))
+        return found[:n]
 
     def query(self, weights: Mapping[str, float]) -> np.ndarray | None:
         """The unit taste vector of the weighted items (None when none is indexed)."""
@@ -125,11 +139,20 @@ class TextSpace:
 
     def cosine(self, query: np.ndarray | None, items: Sequence[str]) -> np.ndarray:
         """Centred cosine of each item with ``query`` (0 for items without a vector)."""
-        out = np.zeros(len(items), np.float32)
-        if query is None or not len(self.ids):
+        return self.cosines([query], items)[:, 0]
+
+    def cosines(self, queries: Sequence[np.ndarray | None],
+                items: Sequence[str]) -> np.ndarray:
+        """(len(items), len(queries)) centred cosines, one gather of the item vectors
+        (0 for items without a vector and for None queries)."""
+        out = np.zeros((len(items), len(queries)), np.float32)
+        used = [k for k, q in enumerate(queries) if q is not None]
+        if not used or not len(self.ids):
             return out
-        pos = [(k, self.rows[i]) for k, i in enumerate(items) if i in self.rows]
-        if pos:
-            ks, rows = zip(*pos, strict=True)
-            out[list(ks)] = np.einsum("ij,j->i", self.unit[list(rows)], query)
+        get = self.rows.get
+        rows = np.fromiter((get(i, -1) for i in items), np.intp, len(items))
+        have = rows >= 0
+        if have.any():
+            matrix = np.stack([q for q in queries if q is not None], axis=1)
+            out[np.ix_(have, np.asarray(used, np.intp))] = self.unit[rows[have]] @ matrix
         return out

@@ -19,7 +19,6 @@ Protocols (see docs in each function): ``llamarec``, ``minionerec``, ``time-spli
 
 from __future__ import annotations
 
-import bisect
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -96,9 +95,16 @@ def llamarec_split(dataset: Dataset, *, stage: Literal["test", "valid"] = "test"
     the user's streamed history masked.
 
     ``ask_at="end"`` (default, as LlamaRec: it scores after training on everything but the
-    held-out items) asks every user after the whole stream, with ``now_ms`` the later of the
-    stream's last time and the held-out event's; ``"own_time"`` asks each user just after
-    the last training event at or before their held-out event's time, ``now_ms`` that time.
+    held-out items) asks every user after the whole stream, ``now_ms`` the time of the last
+    streamed event: the clock of a worker that has just applied the whole stream. Not the
+    user's own last event: the state then holds everybody's later events, and a clock set
+    before them would age the item statistics backwards. ``"own_time"`` asks each user
+    right after their own last streamed event, ``now_ms`` that event's time: the moment a
+    worker answers the user's last trigger, holding only what was streamed before it.
+
+    Neither reads the held-out event: its time would tell the recommender when the user
+    comes back (and, in ``own_time``, which other users' events to stream before asking),
+    which no worker knows when it answers.
     """
     if stage not in ("test", "valid"):
         raise ConfigError(f"llamarec: stage must be 'test' or 'valid', got {stage!r}")
@@ -122,17 +128,19 @@ def llamarec_split(dataset: Dataset, *, stage: Literal["test", "valid"] = "test"
             held[user] = seq[-held_out]
             withheld.update(e.event_id for e in seq[-held_out:])
     train = tuple(e for e in events if e.event_id not in withheld)
-    train_ts = [e.ts_ms for e in train]
-    end_ms = train_ts[-1] if train_ts else 0
+    end_ms = max((e.ts_ms for e in train), default=0)
     history: dict[str, set[str]] = defaultdict(set)
-    for event in train:
+    last_index: dict[str, int] = {}
+    for index, event in enumerate(train):
         history[event.user_id].add(_item(event))
+        last_index[event.user_id] = index
     cases = []
     for user, target in held.items():
         if ask_at == "end":
-            at_index, now_ms = len(train), max(end_ms, target.ts_ms)
+            at_index, now_ms = len(train), end_ms
         else:
-            at_index, now_ms = bisect.bisect_right(train_ts, target.ts_ms), target.ts_ms
+            own = last_index[user]  # the user keeps at least one streamed event
+            at_index, now_ms = own + 1, train[own].ts_ms
         cases.append(TestCase(user_id=user, at_index=at_index,
                               relevant=frozenset({_item(target)}),
                               masked=frozenset(history[user]), now_ms=now_ms))

@@ -15,6 +15,9 @@ weights or decay, so there is no second implementation to drift from what runs:
                    (= ``slm`` without the model: the model's ablation)
 ``slm``            what a worker with default ``Settings`` serves: the learned ranker with
                    the model's features (text neighbours, taste and last-item cosine)
+``slm-rerank``     ``slm`` + the optional in-process log-likelihood rerank of its list
+                   (``STREAM_REC_RERANK_TOP_N``, off by default); only run when named,
+                   as it costs ~1 s per case (``bench/eval_rerank.py``)
 =================  ============================================================
 
 No parameter depends on the dataset: one configuration for every shop.
@@ -35,8 +38,8 @@ from stream_rec.core.profile import ProfileParams
 from stream_rec.core.ranking import DEFAULT_WEIGHTS, RankParams
 from stream_rec.errors import ConfigError
 
-__all__ = ["ARM_NAMES", "BASELINES", "MODEL_ARMS", "TINY", "Arm", "ablation_arms",
-           "make_arms", "served_arm"]
+__all__ = ["ARM_NAMES", "BASELINES", "MODEL_ARMS", "ON_REQUEST", "TINY", "Arm",
+           "ablation_arms", "make_arms", "served_arm"]
 
 TINY = 1e-6  # weight of a backfill source: breaks ties and fills the list, never outranks
 _FOREVER_S = 1e15  # a popularity half-life no replay reaches: plain counts
@@ -55,6 +58,7 @@ class Arm:
     needs_model: bool = False
     rank: Mapping[str, Any] = field(default_factory=dict)  # other RankParams fields
     learner: LearnerParams | None = None  # the learned ranker's (None: fixed blend)
+    rerank_top_n: int = 0  # > 1: the model reorders the list's first N by log-likelihood
 
     def rank_params(self, top_k: int, base: RankParams | None = None) -> RankParams:
         """The arm's RankParams (on top of ``base``) with ``top_k`` items."""
@@ -103,12 +107,22 @@ def _base_arms() -> dict[str, Arm]:
                      {k: w for k, w in _fast_weights().items() if k != "similar"}),
         "fast": served_arm(name="fast", model=False),
         "slm": served_arm(),
+        "slm-rerank": replace(
+            served_arm(name="slm-rerank"), rerank_top_n=_rerank_top_n(),
+            summary="slm + the in-process log-likelihood rerank of its list"),
     }
+
+
+def _rerank_top_n(settings: Settings | None = None) -> int:
+    """The worker's ``rerank_top_n`` when it is on, else its whole list (``top_k``)."""
+    settings = settings or Settings()
+    return settings.rerank_top_n if settings.rerank_top_n > 1 else settings.top_k
 
 
 BASELINES = ("popular", "popular-recent", "item-knn", "repeat", "blend")
 MODEL_ARMS = ("slm",)
 ARM_NAMES = (*BASELINES, "fast", *MODEL_ARMS)
+ON_REQUEST = ("slm-rerank",)  # run only when named: too slow for every case
 
 
 def ablation_arms(base: Arm, *, with_model: bool = False) -> list[Arm]:
@@ -146,7 +160,7 @@ def make_arms(names: Sequence[str] | None = None, *, ablation: bool = True,
             out.extend(found)
             continue
         if name not in arms:
-            raise ConfigError(f"arms: each must be one of {list(ARM_NAMES)} or "
+            raise ConfigError(f"arms: each must be one of {[*ARM_NAMES, *ON_REQUEST]} or "
                               f"blend-no-<source>, got {name!r}")
         if arms[name].needs_model and not model_available:
             raise ConfigError(f"arms: {name!r} needs the language model, which is not "

@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from stream_rec.config import Settings
+from stream_rec.core.catalog import Catalog
+from stream_rec.core.events import RecItem
+from stream_rec.core.profile import UserProfile
 from stream_rec.core.text_space import TextSpace
 from stream_rec.datasets import Split
 from stream_rec.errors import ConfigError, ModelError
 from stream_rec.evaluation.arms import MODEL_ARMS
 from stream_rec.evaluation.replay import ModelHooks, rss_mb
 from stream_rec.model.files import resolve_model_path
+from stream_rec.model.rerank import reordered, rerank_inputs
 from stream_rec.model.semantic import SemanticIndex, embed_catalog
 
 __all__ = ["build_model_hooks", "model_hooks_factory"]
@@ -45,15 +49,19 @@ def model_hooks_factory(names: Sequence[str] | None, *, model_path: str = "",
             return None
         raise ConfigError(f"arms: the model arms need the language model: {exc}") from exc
 
+    rerank = names is not None and any(n.endswith("-rerank") for n in names)
+
     def factory(split: Split, catalog_items: Sequence[Any]) -> ModelHooks:
-        return build_model_hooks(path, catalog_items, n_threads=n_threads)
+        return build_model_hooks(path, catalog_items, n_threads=n_threads, rerank=rerank)
 
     return factory
 
 
 def build_model_hooks(path: Path, catalog_items: Sequence[Any], *, n_threads: int = 1,
-                      progress: bool = False) -> ModelHooks:
-    """Load the model, embed the catalog into a SemanticIndex, return its search."""
+                      progress: bool = False, rerank: bool = False) -> ModelHooks:
+    """Load the model, embed the catalog into a SemanticIndex, return its search; with
+    ``rerank``, keep the model loaded for the in-process rerank, as a reranking worker does.
+    """
     # lazy: llama_cpp loads a native library: only model arms need it
     from stream_rec.model.llama import SlmModel
 
@@ -64,9 +72,22 @@ def build_model_hooks(path: Path, catalog_items: Sequence[Any], *, n_threads: in
         index = SemanticIndex(model.dim)
         index.add(vectors)
         space = TextSpace.build(vectors, neighbours=Settings().text_neighbours)
-    finally:
-        # what a worker keeps resident: the model (it embeds new catalog items) + vectors
-        resident_mb = rss_mb() - before
+    except BaseException:
         model.close()
-    return ModelHooks(vector_search=index.search, enrich=None,
-                      rss_mb=max(0.0, resident_mb), text_space=space)
+        raise
+    # what a worker keeps resident: the model (it embeds new catalog items) + vectors
+    resident_mb = rss_mb() - before
+    hooks = ModelHooks(vector_search=index.search, enrich=None,
+                       rss_mb=max(0.0, resident_mb), text_space=space)
+    if not rerank:
+        model.close()
+        return hooks
+    catalog = Catalog(catalog_items)
+
+    def rerank_list(profile: UserProfile, items: list[RecItem], top_n: int) -> list[RecItem]:
+        head = items[:top_n]
+        prefix, texts = rerank_inputs(catalog, profile, head)
+        return reordered(items, len(head), model.score_candidates(prefix, texts))
+
+    hooks.rerank = rerank_list
+    return hooks

@@ -1,9 +1,14 @@
-"""Numbers to print beside ours: published results, independent baselines, the founding table.
+"""External numbers printed beside ours: published results, reference values, the founding table.
 
-Keys are ``(dataset, protocol)``. Published numbers are the papers' (their own splits and
-training); reference baselines come from an independent implementation of the same simple
-methods on the same protocol, and our ``popular``/``item-knn``/``repeat`` arms should land
-near them.
+None of these is an implementation we run: they are constants copied from elsewhere, and
+every report labels them so (:data:`LABELS`). Keys are ``(dataset, protocol)``.
+
+* :data:`PUBLISHED`: the papers' own results (their pipelines and training, our protocol).
+* :data:`REFERENCE_BASELINES`: values for simple methods (popularity, co-occurrence,
+  repeat-frequency) on the same protocols, given with the project's accuracy goals; the
+  implementation that produced them is not in this repository. Our ``popular``,
+  ``item-knn`` and ``repeat`` arms are the methods we *do* run (:data:`REFERENCE_ARM`).
+* :data:`FOUNDING`: the founding document's targets for an SLM and an LLM recommender.
 """
 
 from __future__ import annotations
@@ -15,11 +20,23 @@ from typing import Any
 __all__ = [
     "FOUNDING",
     "HEADLINE",
+    "LABELS",
     "PUBLISHED",
     "REFERENCE_ARM",
     "REFERENCE_BASELINES",
     "headline_metric",
 ]
+
+# How reports name each kind of external number, and where it comes from.
+LABELS: Mapping[str, Mapping[str, str]] = MappingProxyType({
+    "published": {"label": "published (external)",
+                  "source": "the paper's own result, copied from it; not run here"},
+    "reference": {"label": "reference value (external)",
+                  "source": "given with the project's accuracy goals; the implementation "
+                            "that produced it is not in this repository and was not run here"},
+    "founding": {"label": "founding doc (external target)",
+                 "source": "the founding document's targets; not measured"},
+})
 
 # The metric each protocol is judged by.
 HEADLINE: Mapping[str, str] = MappingProxyType({

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from stream_rec.core.candidates import VectorSearch
 from stream_rec.core.catalog import Catalog
-from stream_rec.core.events import CatalogItem, Event
+from stream_rec.core.events import CatalogItem, Event, RecItem
 from stream_rec.core.item_stats import ItemStats
 from stream_rec.core.learned_ranker import LearnedRanker, StreamLearner
 from stream_rec.core.profile import UserProfile
@@ -33,7 +33,8 @@ from stream_rec.datasets import Split, TestCase
 from stream_rec.evaluation.arms import Arm
 from stream_rec.evaluation.metrics import RankingAccumulator
 
-__all__ = ["ArmTally", "GroupTally", "ModelHooks", "curve_ks", "replay_group", "rss_mb"]
+__all__ = ["ArmTally", "GroupTally", "ModelHooks", "arm_recommender", "curve_ks",
+           "replay_group", "rss_mb"]
 
 _RSS_EVERY = 4096
 
@@ -47,6 +48,8 @@ class ModelHooks:
     enrich: Callable[[UserProfile, UserProfile, Event], UserProfile] | None = None
     rss_mb: float = 0.0  # the model's resident size, counted into the group's peak
     text_space: TextSpace | None = None  # what the learned ranker's model features read
+    # the in-process rerank, rerank(profile, items, top_n) → items (arms with rerank_top_n)
+    rerank: Callable[[UserProfile, list[RecItem], int], list[RecItem]] | None = None
 
 
 # Cold-start slices, reported for every arm: the target item had fewer than COLD_ITEM
@@ -72,6 +75,7 @@ class ArmTally:
     slices: dict[str, RankingAccumulator] = field(default_factory=dict)
     learner: StreamLearner | None = None
     learn_ns: int = 0
+    per_case: list[dict[str, float]] = field(default_factory=list)  # in case order
 
     def standard_errors(self) -> dict[str, float]:
         """Standard error of each metric's mean over the cases."""
@@ -92,7 +96,6 @@ class GroupTally:
     applied: int = 0
     observe_ns: int = 0
     fold_ns: int = 0
-    refresh_ns: int = 0  # trending-list refreshes, done before the timed recommend calls
     enrich_ns: int = 0
     rss_base_mb: float = 0.0
     rss_peak_mb: float = 0.0
@@ -110,6 +113,18 @@ def rss_mb() -> float:
     """This process's resident set size now, in MB."""
 
     return float(psutil.Process().memory_info().rss) / 2**20
+
+
+def arm_recommender(arm: Arm, catalog: Catalog, stats: ItemStats, *, top_k: int,
+                    hooks: ModelHooks | None = None) -> Recommender:
+    """The worker's Recommender configured as ``arm`` (the model's parts only for a model
+    arm, and only when ``hooks`` carry them)."""
+    model = hooks if hooks is not None and arm.needs_model else None
+    return Recommender(
+        catalog, stats, rank_params=arm.rank_params(top_k), profile_params=arm.profile,
+        vector_search=model.vector_search if model else None,
+        ranker=LearnedRanker(arm.learner) if arm.learner is not None else None,
+        text_space=model.text_space if model else None)
 
 
 def replay_group(
@@ -133,12 +148,7 @@ def replay_group(
     tallies = [
         ArmTally(
             arm=arm,
-            recommender=Recommender(
-                catalog, stats, rank_params=arm.rank_params(top_k),
-                profile_params=arm.profile,
-                vector_search=hooks.vector_search if hooks and arm.needs_model else None,
-                ranker=LearnedRanker(arm.learner) if arm.learner is not None else None,
-                text_space=hooks.text_space if hooks and arm.needs_model else None),
+            recommender=arm_recommender(arm, catalog, stats, top_k=top_k, hooks=hooks),
             metrics=RankingAccumulator(split.metrics),
             curve=RankingAccumulator.for_ks(ks, ("hr", "recall", "ndcg")),
             slices={name: RankingAccumulator(split.metrics) for name in SLICES},
@@ -162,7 +172,7 @@ def replay_group(
     perf = time.perf_counter_ns
     for i in range(n_events):
         while next_case < len(cases) and cases[next_case].at_index == i:
-            _ask(cases[next_case], profiles, tallies, top_k, stats, group)
+            _ask(cases[next_case], profiles, tallies, top_k, stats, group, hooks)
             next_case += 1
         event = events[i]
         before = profiles.get(event.user_id)
@@ -194,7 +204,7 @@ def replay_group(
     bar.close()
     group.events = n_events
     while next_case < len(cases):
-        _ask(cases[next_case], profiles, tallies, top_k, stats, group)
+        _ask(cases[next_case], profiles, tallies, top_k, stats, group, hooks)
         next_case += 1
     group.rss_peak_mb = max(peak, rss_mb())
     group.wall_s = time.perf_counter() - started
@@ -204,14 +214,8 @@ def replay_group(
 
 
 def _ask(case: TestCase, profiles: dict[str, UserProfile], tallies: list[ArmTally],
-         top_k: int, stats: ItemStats, group: GroupTally) -> None:
+         top_k: int, stats: ItemStats, group: GroupTally, hooks: ModelHooks | None) -> None:
     profile = profiles.get(case.user_id) or UserProfile.new(case.user_id)
-    # The shared trending list refreshes lazily (every N deltas or T ms of event time); warm
-    # it outside the timed calls, or the first arm asked would pay for everybody, and
-    # protocols with synthetic time would refresh at every case.
-    r0 = time.perf_counter_ns()
-    stats.trending(case.now_ms)
-    group.refresh_ns += time.perf_counter_ns() - r0
     cold = frozenset(i for i in case.relevant if stats.counts.get(i, 0) < COLD_ITEM)
     new_user = sum(n for _, n in profile.counts) <= NEW_USER_EVENTS
     for tally in tallies:
@@ -219,13 +223,20 @@ def _ask(case: TestCase, profiles: dict[str, UserProfile], tallies: list[ArmTall
         w0 = time.perf_counter_ns()
         recs = tally.recommender.recommend(profile, now_ms=case.now_ms, exclude=case.masked,
                                            allow=case.candidates)
+        if tally.arm.rerank_top_n > 1 and len(recs) > 1:
+            if hooks is None or hooks.rerank is None:
+                raise ValueError(f"arm {tally.arm.name!r} reranks: build its model hooks "
+                                 "with rerank=True")
+            recs = hooks.rerank(profile, recs, tally.arm.rerank_top_n)
         w1 = time.perf_counter_ns()
         tally.cpu_ns += time.thread_time_ns() - c0
         tally.latency_ns.append(w1 - w0)
         ranked = [r.item_id for r in recs]
         if len(ranked) < top_k:
             tally.short_lists += 1
-        for key, value in tally.metrics.add(ranked, case.relevant).items():
+        values = tally.metrics.add(ranked, case.relevant)
+        tally.per_case.append(values)
+        for key, value in values.items():
             tally.squares[key] = tally.squares.get(key, 0.0) + value * value
         tally.curve.add(ranked, case.relevant)
         if cold:

@@ -13,9 +13,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from stream_rec.evaluation.reference import LABELS
+
 __all__ = ["PLOTS", "markdown", "to_json", "write_report"]
 
 PLOTS = ("accuracy_vs_latency.png", "latency.png", "metric_at_k.png")
+PUBLISHED_LABEL = LABELS["published"]["label"]
+REFERENCE_LABEL = LABELS["reference"]["label"]
+FOUNDING_LABEL = LABELS["founding"]["label"]
 _RAW = "_latency_ms"
 
 
@@ -96,24 +101,32 @@ def markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) -> str:
     published = results.get("published") or {}
     refs = results.get("reference_baselines") or {}
     if published or refs:
-        lines += ["", "## Beside published and reference numbers", ""]
+        lines += ["", "## Beside external numbers (copied, not run here)", ""]
         cols = [m for m in metrics if any(
             m in v for v in [*published.get("systems", {}).values(),
                              *(r["metrics"] for r in refs.values())])] or metrics
         rows = []
         for name, values in published.get("systems", {}).items():
-            rows.append([f"{name} (published)", *(_f(values.get(m)) for m in cols)])
+            rows.append([f"{name}, {PUBLISHED_LABEL}", *(_f(values.get(m)) for m in cols)])
         for name, ref in refs.items():
             ours = arms.get(ref["our_arm"], {}).get("metrics", {})
-            rows.append([f"{name} (reference)", *(_f(ref["metrics"].get(m)) for m in cols)])
+            rows.append([f"{name}, {REFERENCE_LABEL}",
+                         *(_f(ref["metrics"].get(m)) for m in cols)])
             if ours:
                 rows.append([f"↳ our {ref['our_arm']}", *(_f(ours.get(m)) for m in cols)])
         for name in ("fast", "slm", "slm-rerank"):
             if name in arms:
                 rows.append([f"our {name}", *(_f(arms[name]["metrics"].get(m)) for m in cols)])
         lines.append(_table(["system", *cols], rows))
+        lines += ["", f"*{PUBLISHED_LABEL}*: {LABELS['published']['source']}. "
+                  f"*{REFERENCE_LABEL}*: {LABELS['reference']['source']}."]
         if published.get("note"):
             lines += ["", f"Published: {published['note']}"]
+    for pair, paired in (results.get("paired") or {}).items():
+        lines += ["", f"## Paired: {pair} on the same {paired['cases']:,} cases", "",
+                  _table(["metric", "difference", "± 1.96 SE"],
+                         [[m, _signed(d["diff"]), _f(1.96 * d["se"])]
+                          for m, d in paired["metrics"].items()])]
     lines += ["", "## Founding table", "",
               f"Accuracy = {headline}. Cost figures are estimates from the CPU time of the "
               f"recommend calls on one core at ${results['cost_model']['price_per_vcpu_hour']}"
@@ -125,7 +138,8 @@ def markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) -> str:
                      _f(a["recs_per_s"], 0), _f(a["cpu_s_per_1k"], 4),
                      _f(a["usd_per_million"], 4), _f(a["joules_per_rec"], 5)])
     for name, f in results.get("founding", {}).items():
-        rows.append([name, _f(f["latency_ms"], 0), "", _f(f["rss_mb"], 0),
+        rows.append([f"{name}, {FOUNDING_LABEL}", _f(f["latency_ms"], 0), "",
+                     _f(f["rss_mb"], 0),
                      f"{f['accuracy_pct']:.0f}% (undefined metric)", _f(f["recs_per_s"], 0),
                      "", "", ""])
     lines.append(_table(["arm", "p50 ms", "p99 ms", "peak RSS MB", "accuracy", "recs/s",
@@ -209,7 +223,8 @@ def _plots(results: Mapping[str, Any], out_dir: Path) -> list[str]:
     for name, values in (results.get("published") or {}).get("systems", {}).items():
         if headline in values:
             ax.axhline(values[headline], ls=":", lw=0.8, color="grey")
-            ax.text(0.01, values[headline], f"{name} (published)", fontsize=7, color="grey",
+            ax.text(0.01, values[headline], f"{name}, {PUBLISHED_LABEL}", fontsize=7,
+                    color="grey",
                     va="bottom", transform=ax.get_yaxis_transform())
     ax.set_xlabel("latency p50 per recommendation (ms, log)")
     ax.set_ylabel(headline)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import platform
@@ -22,6 +23,7 @@ from stream_rec.errors import ConfigError
 from stream_rec.evaluation.arms import Arm, make_arms
 from stream_rec.evaluation.reference import (
     FOUNDING,
+    LABELS,
     PUBLISHED,
     REFERENCE_ARM,
     REFERENCE_BASELINES,
@@ -36,7 +38,7 @@ from stream_rec.evaluation.replay import (
 from stream_rec.evaluation.report import write_report
 from stream_rec.evaluation.stages import split_for_stage
 
-__all__ = ["CostModel", "evaluate", "evaluate_split", "machine_info"]
+__all__ = ["CostModel", "evaluate", "evaluate_split", "hashed_cases", "machine_info"]
 
 RESULTS_VERSION = 1
 
@@ -64,6 +66,7 @@ def evaluate(
     out_dir: Path | str | None,
     progress: bool = True,
     limit_cases: int = 0,
+    case_sample: str = "spaced",
     stage: str = "test",
     protocol_options: Mapping[str, Any] | None = None,
     cost: CostModel = CostModel(),
@@ -77,7 +80,9 @@ def evaluate(
     ``arms`` are names (see :mod:`stream_rec.evaluation.arms`) or :class:`Arm` objects;
     the default is every arm that can run here, plus the ``fast`` ablations. With
     ``out_dir``, writes ``results.json``, ``results.md`` and PNG plots there.
-    ``limit_cases`` keeps that many evenly spaced test cases (0 = all), for quick runs;
+    ``limit_cases`` keeps that many test cases (0 = all), for quick runs: evenly spaced
+    (``case_sample="spaced"``) or the first by a hash of user and position (``"hashed"``:
+    a fixed subset spread over the whole replay, the same for every arm and every run);
     ``stage="valid"`` asks validation questions instead (for tuning, see ``stages``).
     """
     protocol = protocol or DEFAULT_PROTOCOLS.get(dataset_name)
@@ -92,8 +97,8 @@ def evaluate(
     chosen = _resolve_arms(arms, ablation=ablation, model_available=model_hooks is not None,
                            dataset=dataset_name, protocol=protocol)
     results = evaluate_split(split, dataset.catalog, chosen, dataset_name=dataset_name,
-                             limit_cases=limit_cases, cost=cost, progress=progress,
-                             model_hooks=model_hooks)
+                             limit_cases=limit_cases, case_sample=case_sample, cost=cost,
+                             progress=progress, model_hooks=model_hooks)
     results["stage"] = stage
     results["protocol_options"] = {k: str(v) for k, v in options.items()}
     results["load_s"] = round(load_s, 2)
@@ -112,6 +117,7 @@ def evaluate_split(
     *,
     dataset_name: str,
     limit_cases: int = 0,
+    case_sample: str = "spaced",
     cost: CostModel = CostModel(),
     progress: bool = True,
     model_hooks: Callable[[Split, Sequence[Any]], ModelHooks] | None = None,
@@ -121,7 +127,7 @@ def evaluate_split(
         raise ConfigError("arms: need at least one arm to evaluate")
     if not split.metrics:
         raise ConfigError(f"protocol {split.protocol!r} names no metrics to report")
-    cases = _subsample(split.cases, limit_cases)
+    cases = _subsample(split.cases, limit_cases, case_sample)
     top_k = max(int(key.split("@")[1]) for key in split.metrics)
     started = time.perf_counter()
     groups: dict[tuple[Any, ...], list[Arm]] = {}
@@ -153,13 +159,18 @@ def evaluate_split(
         "split": {**{k: int(v) for k, v in split.stats.items()},
                   "train_events": len(split.train_events), "cases": len(split.cases),
                   "cases_evaluated": len(cases), "items": len(split.item_ids)},
+        "case_sample": case_sample if len(cases) < len(split.cases) else "all",
         "arms": arm_results,
+        "paired": _paired(tallies),
         "ablation": _ablation(arm_results, headline),
-        "published": _jsonable(PUBLISHED.get(key, {})),
+        "published": ({**_jsonable(PUBLISHED[key]), **LABELS["published"]}
+                      if key in PUBLISHED else {}),
         "reference_baselines": {
-            name: {"metrics": dict(values), "our_arm": REFERENCE_ARM.get(name, "")}
+            name: {"metrics": dict(values), "our_arm": REFERENCE_ARM.get(name, ""),
+                   **LABELS["reference"]}
             for name, values in REFERENCE_BASELINES.get(key, {}).items()},
-        "founding": {name: dict(values) for name, values in FOUNDING.items()},
+        "founding": {name: {**values, **LABELS["founding"]}
+                     for name, values in FOUNDING.items()},
         "cost_model": {"price_per_vcpu_hour": cost.price_per_vcpu_hour,
                        "watts_per_core": cost.watts_per_core,
                        "note": "estimates: CPU-seconds of the recommend calls on one core "
@@ -250,11 +261,47 @@ def _resolve_arms(arms: Sequence[str] | Sequence[Arm] | None, *, ablation: bool,
                      dataset=dataset, protocol=protocol)
 
 
-def _subsample(cases: Sequence[TestCase], limit: int) -> list[TestCase]:
+def _subsample(cases: Sequence[TestCase], limit: int, how: str = "spaced") -> list[TestCase]:
+    if how not in ("spaced", "hashed"):
+        raise ConfigError(f"case_sample must be 'spaced' or 'hashed', got {how!r}")
     if limit <= 0 or limit >= len(cases):
         return list(cases)
+    if how == "hashed":
+        return hashed_cases(cases, limit)
     step = len(cases) / limit
     return [cases[int(i * step)] for i in range(limit)]
+
+
+def hashed_cases(cases: Sequence[TestCase], limit: int) -> list[TestCase]:
+    """The ``limit`` cases with the smallest SHA-1 of ``"user@at_index"``, in replay order:
+    a fixed subset, the same for every arm and every run, spread over the whole replay."""
+    def digest(case: TestCase) -> bytes:
+        return hashlib.sha1(f"{case.user_id}@{case.at_index}".encode()).digest()
+
+    chosen = set(sorted(range(len(cases)), key=lambda i: digest(cases[i]))[:limit])
+    return [case for i, case in enumerate(cases) if i in chosen]
+
+
+def _paired(tallies: Mapping[str, ArmTally]) -> dict[str, Any]:
+    """Each ``<base>-rerank`` arm minus its ``<base>`` arm on the same cases: per metric,
+    the mean per-case difference and its standard error."""
+    out: dict[str, Any] = {}
+    for name, tally in tallies.items():
+        base = tallies.get(name.removesuffix("-rerank"))
+        if not name.endswith("-rerank") or base is None:
+            continue
+        if len(base.per_case) != len(tally.per_case):
+            continue  # not asked the same cases (different replay groups)
+        diffs: dict[str, Any] = {}
+        for key in tally.metrics.keys:
+            d = [a[key] - b[key] for a, b in zip(tally.per_case, base.per_case, strict=True)]
+            n = len(d)
+            mean = sum(d) / n if n else math.nan
+            var = sum((x - mean) ** 2 for x in d) / (n - 1) if n > 1 else math.nan
+            diffs[key] = {"diff": _r(mean, 6), "se": _r(math.sqrt(var / n), 6)
+                          if n > 1 else math.nan}
+        out[f"{name} - {base.arm.name}"] = {"cases": len(tally.per_case), "metrics": diffs}
+    return out
 
 
 def machine_info() -> dict[str, Any]:

@@ -32,6 +32,7 @@ from stream_rec.model.files import sha256_file
 __all__ = [
     "CandidateScores",
     "EmbedMode",
+    "LayerStates",
     "SlmModel",
     "SpeedReport",
 ]
@@ -53,6 +54,18 @@ class CandidateScores:
     mean: np.ndarray
     total: np.ndarray
     n_tokens: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class LayerStates:
+    """One layer's hidden states, pooled per text, shape ``(n_texts, dim)`` each.
+
+    ``mean``: mean over the text's tokens (BOS excluded) of each token's L2-normalised state,
+    as ``embed_mode="hidden"`` pools; ``last``: the raw state of the text's last token.
+    """
+
+    mean: np.ndarray
+    last: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +204,10 @@ class SlmModel:
         self._capture_name = (
             b"inp_scaled" if embed_mode == "input" else b"l_out-%d" % self.embed_layer
         )
-        self._captured: list[np.ndarray] = []
+        # what the eval callback copies (tensor name -> one array per ubatch) and where it stops
+        self._capture_names = frozenset({self._capture_name})
+        self._stop_name = self._capture_name
+        self._captured: dict[bytes, list[np.ndarray]] = {}
         self._capture_error: str | None = None
         self._eval_cb = llama_cpp.ggml_backend_sched_eval_callback(self._on_eval)
         self._embed_ctx = self._score_ctx = None
@@ -270,21 +286,7 @@ class SlmModel:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with self._lock:
             self._check_open()
-            groups: list[tuple[int, list[list[int]]]] = []
-            group: list[list[int]] = []
-            start, n_tok = 0, 0
-            for i, text in enumerate(texts):
-                toks = self.tokenize(text, bos=True)[: self.max_text_tokens]
-                if group and (
-                    len(group) >= self.n_seq_max or n_tok + len(toks) > _EMBED_BATCH_TOKENS
-                ):
-                    groups.append((start, group))
-                    start, group, n_tok = i, [], 0
-                group.append(toks)
-                n_tok += len(toks)
-            if group:
-                groups.append((start, group))
-            for first, token_lists in groups:
+            for first, token_lists in self._token_groups(texts):
                 out[first : first + len(token_lists)] = self._embed_group(token_lists)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         normalised: np.ndarray = out / np.maximum(norms, 1e-12)
@@ -292,41 +294,105 @@ class SlmModel:
 
     embed_sync = embed  # the TextEmbedder protocol in stream_rec.model.vectors
 
+    def layer_states(self, texts: Sequence[str], layers: Sequence[int]) -> dict[int, LayerStates]:
+        """Mean- and last-token-pooled hidden states of each of ``layers`` for every text.
+
+        One forward pass per batch captures every wanted layer and stops after the deepest
+        (the output layer never runs). Texts are cut at ``max_text_tokens`` tokens, like
+        :meth:`embed`; layers must be in ``0..n_layer-2``.
+        """
+        wanted = sorted(set(layers))
+        top = self._weights.n_layer - 2
+        if not wanted or wanted[0] < 0 or wanted[-1] > top:
+            raise ModelError(f"layers must be a non-empty subset of 0..{top}, got {list(layers)}")
+        names = {layer: b"l_out-%d" % layer for layer in wanted}
+        means = {layer: np.zeros((len(texts), self.dim), np.float32) for layer in wanted}
+        lasts = {layer: np.zeros((len(texts), self.dim), np.float32) for layer in wanted}
+        with self._lock:
+            self._check_open()
+            self._capture_names = frozenset(names.values())
+            self._stop_name = names[wanted[-1]]
+            try:
+                for first, token_lists in self._token_groups(texts):
+                    spans, captured = self._capture(token_lists)
+                    rows = slice(first, first + len(token_lists))
+                    for layer, name in names.items():
+                        hidden = captured[name]
+                        unit = hidden / np.maximum(
+                            np.linalg.norm(hidden, axis=1, keepdims=True), 1e-6
+                        )
+                        means[layer][rows] = _mean_without_bos(unit, spans)
+                        lasts[layer][rows] = hidden[[b - 1 for _, b in spans]]
+            finally:
+                self._capture_names = frozenset({self._capture_name})
+                self._stop_name = self._capture_name
+        return {layer: LayerStates(means[layer], lasts[layer]) for layer in wanted}
+
+    def _token_groups(self, texts: Sequence[str]) -> list[tuple[int, list[list[int]]]]:
+        """Texts as token lists, grouped into batches of at most ``n_seq_max`` texts and
+        1024 tokens: (index of the group's first text, its token lists)."""
+        groups: list[tuple[int, list[list[int]]]] = []
+        group: list[list[int]] = []
+        start, n_tok = 0, 0
+        for i, text in enumerate(texts):
+            toks = self.tokenize(text, bos=True)[: self.max_text_tokens]
+            if group and (len(group) >= self.n_seq_max or n_tok + len(toks) > _EMBED_BATCH_TOKENS):
+                groups.append((start, group))
+                start, group, n_tok = i, [], 0
+            group.append(toks)
+            n_tok += len(toks)
+        if group:
+            groups.append((start, group))
+        return groups
+
     def _embed_group(self, token_lists: list[list[int]]) -> np.ndarray:
+        spans, captured = self._capture(token_lists)
+        hidden = captured[self._capture_name]
+        if self.embed_mode == "hidden":
+            hidden = hidden / np.maximum(np.linalg.norm(hidden, axis=1, keepdims=True), 1e-6)
+        return _mean_without_bos(hidden, spans)
+
+    def _capture(
+        self, token_lists: list[list[int]]
+    ) -> tuple[list[tuple[int, int]], dict[bytes, np.ndarray]]:
+        """Decode one batch on the embedding context; each captured tensor, all tokens."""
         ctx = self._embed_ctx
-        self._captured, self._capture_error = [], None
+        self._captured, self._capture_error = {}, None
         spans = self._decode(ctx, token_lists, outputs="one")
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
         if self._capture_error:
             raise ModelError(f"embedding capture failed: {self._capture_error}")
-        hidden = np.concatenate(self._captured) if self._captured else np.zeros((0, self.dim))
-        if hidden.shape[0] != spans[-1][1]:
-            other = "hidden" if self.embed_mode == "input" else "input"
-            raise ModelError(
-                f"embedding capture saw {hidden.shape[0]} of {spans[-1][1]} tokens of graph "
-                f"tensor {self._capture_name.decode()!r}: this model's graph names it "
-                f"differently; try embed_mode={other!r}"
-            )
-        if self.embed_mode == "hidden":
-            hidden = hidden / np.maximum(np.linalg.norm(hidden, axis=1, keepdims=True), 1e-6)
-        # mean over each text's tokens, without BOS (identical for every text)
-        rows = [hidden[a + 1 : b].mean(0) if b - a > 1 else hidden[a] for a, b in spans]
-        return np.asarray(rows, dtype=np.float32)
+        out: dict[bytes, np.ndarray] = {}
+        for name in self._capture_names:
+            chunks = self._captured.get(name, [])
+            hidden = np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
+            if hidden.shape[0] != spans[-1][1]:
+                other = "hidden" if self.embed_mode == "input" else "input"
+                raise ModelError(
+                    f"embedding capture saw {hidden.shape[0]} of {spans[-1][1]} tokens of "
+                    f"graph tensor {name.decode()!r}: this model's graph names it "
+                    f"differently; try embed_mode={other!r}"
+                )
+            out[name] = hidden
+        return spans, out
 
     def _on_eval(self, tensor: int, ask: bool, _user: Any) -> bool:
-        """ggml eval callback: copy the wanted tensor, then stop the rest of the graph."""
+        """ggml eval callback: copy the wanted tensors, stop the graph after the last one."""
         t = ctypes.cast(tensor, ctypes.POINTER(_GgmlTensor)).contents
-        if t.name != self._capture_name:
+        name = bytes(t.name)
+        if name not in self._capture_names:
             return not ask
         if ask:
             return True
         ne0, ne1 = int(t.ne[0]), int(t.ne[1])
         if t.type != _GGML_TYPE_F32 or t.nb[0] != 4 or t.nb[1] != ne0 * 4 or not t.data:
-            self._capture_error = f"tensor {t.name!r} is not a contiguous f32 host tensor"
+            self._capture_error = f"tensor {name!r} is not a contiguous f32 host tensor"
             return False
         buf = (ctypes.c_float * (ne0 * ne1)).from_address(t.data)
-        self._captured.append(np.ctypeslib.as_array(buf).reshape(ne1, ne0).copy())
-        return False  # stop: nothing after this layer is needed
+        self._captured.setdefault(name, []).append(
+            np.ctypeslib.as_array(buf).reshape(ne1, ne0).copy()
+        )
+        return name != self._stop_name  # stop: nothing after the deepest wanted layer is needed
 
     # ----- log-likelihood scoring -----------------------------------------------------------------
     def score_candidates(
@@ -542,6 +608,12 @@ class SlmModel:
             llama_cpp.llama_memory_clear(mem, True)
             self._prefix_tokens, self._prefix_logprobs = [], None
         return SpeedReport(prefill_tok_s=prefill, gen_tok_s=gen, embed_ms_per_title=embed_ms)
+
+
+def _mean_without_bos(hidden: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Mean of each span's rows, its first (BOS, identical for every text) excluded."""
+    rows = [hidden[a + 1 : b].mean(0) if b - a > 1 else hidden[a] for a, b in spans]
+    return np.asarray(rows, dtype=np.float32)
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -5,6 +5,8 @@
                             │ ├──▶ stream-rec.rerank-requests  LLM arms: to the LLM worker
                             │ ├──▶ stream-rec.dlq              bad input: reason + bytes
                             │ ├──▶ stream-rec.item-deltas ──▶ every replica's ItemStats
+                            │ ├──▶ (its ranker learns; timer) stream-rec.ranker ──▶ every
+                            │ │      replica's ranker: priors + Σ workers' contributions
                             │ └──▶ ab-recs / ab-arms tables    served recs, clicks, purchases
     stream-rec.rerank-results ──▶ follow-rerank-results ─┐  the LLM order, or the fast list
     expire-llm-pending (timer, 50 ms) ───────────────────┴▶ stream-rec.llm-recs (by user)
@@ -86,6 +88,10 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
 
     async def stop_output_producer(sender: Any, /, *args: Any, signal: Any,
                                    **kwargs: Any) -> None:
+        try:  # what the ranker learned since its last record, before the producer goes
+            await out.producer.wait_sent(await out.publish_ranker())
+        except Exception:  # a lost record costs only the steps learned since the last one
+            log.exception("could not publish the ranker's contribution at shutdown")
         await out.producer.stop()  # the consumer has stopped: flushes what is queued
 
     app.on_before_shutdown.connect(stop_output_producer)
@@ -95,6 +101,10 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
     @app.timer(_DELTA_FLUSH_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def flush_deltas_timer() -> None:
         await out.producer.wait_sent(await out.flush_deltas(force=True))
+
+    @app.timer(settings.ranker_publish_s)  # type: ignore[untyped-decorator]
+    async def publish_ranker_timer() -> None:
+        await out.producer.wait_sent(await out.publish_ranker())
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_shared_state() -> None:
@@ -128,7 +138,7 @@ def _wire_item_vectors(app: faust.App, runtime: WorkerRuntime) -> None:
 class _Sender:
     """The worker's output topics, and sending a handler's :class:`Outputs` to them.
 
-    Recs, dead letters, rerank requests and item deltas go through the
+    Recs, dead letters, rerank requests, item deltas and ranker contributions go through the
     :class:`OutputProducer`; the LLM arm's own paths (llm-recs, recs sent at shutdown) go
     through faust's topics.
     """
@@ -189,6 +199,18 @@ class _Sender:
             sent.append(await self.producer.send(self.topics.item_deltas, codec.dumps(batch)))
         runtime.last_delta_flush = time.monotonic()
         return sent
+
+    async def publish_ranker(self) -> list[asyncio.Future[Any]]:
+        """Queue this worker's ranker contribution when it has learned since its last one,
+        once the ranker topic has been folded (so a restart continues its stored record)."""
+        sharing, replicated = self.runtime.ranker_sharing, self.runtime.replicated
+        if sharing is None or replicated is None or not replicated.caught_up.is_set():
+            return []
+        record = sharing.next_record()
+        if record is None:
+            return []
+        key, value = record
+        return [await self.producer.send(self.topics.ranker, value, key)]
 
 
 def _binder(batch: Sequence[Any]) -> Callable[[int], None]:

@@ -19,8 +19,8 @@ from stream_rec.core.profile import UserProfile
 from stream_rec.core.recommender import rec_id_for
 from stream_rec.errors import ModelError, ModelTimeout
 from stream_rec.llm.messages import RerankRequest
-from stream_rec.model import prompts
 from stream_rec.model.pool import ModelBusy
+from stream_rec.model.rerank import reordered, rerank_inputs
 from stream_rec.serving.runtime import FAST_MODEL, WorkerRuntime
 
 __all__ = ["llm_request", "recommendation"]
@@ -86,15 +86,12 @@ async def _rerank(runtime: WorkerRuntime, profile: UserProfile,
     of the offered ids, so nothing but an offered item can come out.
     """
     assert runtime.model is not None
-    catalog = runtime.recommender.catalog
     head = items[: runtime.settings.rerank_top_n]
-    history = [catalog.title(item) for item in reversed(profile.recent_item_ids(10))]
-    texts = [prompts.candidate_text(catalog.title(item.item_id)) for item in head]
+    prefix, texts = rerank_inputs(runtime.recommender.catalog, profile, head)
     started = time.time()
     try:
         scores = await runtime.model.pool.score(
-            prompts.history_prefix(history), texts,
-            deadline_s=runtime.settings.model_deadline_ms / 1000.0)
+            prefix, texts, deadline_s=runtime.settings.model_deadline_ms / 1000.0)
     except ModelError as exc:  # ModelTimeout, ModelBusy, or a failed call: fall back, tagged
         runtime.metrics.model_calls.labels("rerank", type(exc).__name__).inc()
         if isinstance(exc, ModelTimeout):
@@ -102,6 +99,4 @@ async def _rerank(runtime: WorkerRuntime, profile: UserProfile,
         return items, "model_busy" if isinstance(exc, ModelBusy) else "model_error"
     runtime.metrics.model_calls.labels("rerank", "ok").inc()
     runtime.metrics.stage_latency.labels("rerank").observe(time.time() - started)
-    by_id = {item.item_id: item for item in head}
-    order = prompts.rerank([item.item_id for item in head], [float(x) for x in scores])
-    return [RecItem(i, score, by_id[i].reason) for i, score in order] + items[len(head):], None
+    return reordered(items, len(head), scores), None

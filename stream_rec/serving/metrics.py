@@ -43,6 +43,24 @@ class WorkerMetrics:
                                     registry=r)
         self.deltas = Counter("stream_rec_item_deltas_folded",
                               "Item-statistics deltas folded by this replica", registry=r)
+        # the learned ranker, shared by every replica through the ranker topic
+        self.ranker_updates = Gauge("stream_rec_ranker_updates",
+                                    "Learning steps in this replica's ranker: every "
+                                    "contributor's, this worker's included", registry=r)
+        self.ranker_own_updates = Gauge("stream_rec_ranker_own_updates",
+                                        "Learning steps this worker contributed (restored "
+                                        "ones included)", registry=r)
+        self.ranker_contributors = Gauge("stream_rec_ranker_contributors",
+                                         "Workers whose contributions this replica's ranker "
+                                         "sums", registry=r)
+        self.ranker_weight = Gauge("stream_rec_ranker_weight",
+                                   "The ranker's effective weight per feature", ["feature"],
+                                   registry=r)
+        self.ranker_records = Counter("stream_rec_ranker_records",
+                                      "Ranker-topic records by what folding them did: "
+                                      "applied, restored, stale, echo, conflict, rejected; "
+                                      "and published (sent by this worker)", ["outcome"],
+                                      registry=r)
         self.catalog_items = Gauge("stream_rec_catalog_items", "Items in the catalog",
                                    registry=r)
         self.ready = Gauge("stream_rec_ready", "1 when tables are recovered and shared state "

@@ -1,4 +1,5 @@
-"""One SLM worker's runtime: recommender, router, metrics, model side, replicated state.
+"""One SLM worker's runtime: recommender, router, metrics, model side, replicated state
+(catalog, item deltas, item vectors and the learned ranker's shared parameters).
 
 The worker holds the model only when it makes per-event model calls (rerank) or embeds the
 catalog itself (``item_vectors=worker``); otherwise it folds the vectors the embedder
@@ -13,6 +14,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ from stream_rec.core.router import Router
 from stream_rec.llm.arm import LlmArm
 from stream_rec.serving.metrics import WorkerMetrics
 from stream_rec.serving.model_runtime import FoldedVectors, ModelRuntime
+from stream_rec.serving.ranker_sharing import RankerSharing, contributor_id
 from stream_rec.serving.replicated import ReplicatedState
 
 __all__ = ["FAST_MODEL", "WorkerRuntime", "build_runtime", "worker_id"]
@@ -58,6 +61,8 @@ class WorkerRuntime:
     ab: AbStore | None = None
     pending_deltas: list[list[Any]] = field(default_factory=list)
     learner: StreamLearner | None = None  # learns the ranker from this worker's events
+    # the ranker's parameters shared with every replica (the ranker topic)
+    ranker_sharing: RankerSharing | None = None
     last_delta_flush: float = field(default_factory=time.monotonic)
 
     @property
@@ -115,14 +120,20 @@ def build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
         llm_arm=LlmArm(worker_id=worker_id(), max_pending=settings.llm_max_pending,
                        deadline_ms=settings.llm_deadline_ms, top_k=settings.top_k),
     )
+    folds: dict[str, Callable[[bytes], None]] = {}
+    if vectors is not None:
+        folds[settings.topics.item_vectors] = vectors.fold
     if recommender.ranker is not None:
         runtime.learner = recommender.learner()
+        runtime.ranker_sharing = RankerSharing(recommender.ranker, contributor_id(settings),
+                                               metrics)
+        folds[settings.topics.ranker] = runtime.ranker_sharing.fold
     runtime.replicated = ReplicatedState(
         bootstrap=bootstrap, catalog_topic=settings.topics.catalog,
         deltas_topic=settings.topics.item_deltas, catalog=catalog, stats=stats,
         client_kwargs=client_security_kwargs(settings),
         on_delta=metrics.deltas.inc,
         on_item=model.on_item if model is not None else None,
-        folds={settings.topics.item_vectors: vectors.fold} if vectors is not None else None,
+        folds=folds,
     )
     return runtime

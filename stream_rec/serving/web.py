@@ -64,6 +64,8 @@ def _add_ops_pages(app: faust.App, runtime: WorkerRuntime, ready: Callable[[], b
     async def metrics_view(self: Any, request: Any) -> Any:
         metrics.ready.set(1 if ready() else 0)
         metrics.catalog_items.set(len(runtime.recommender.catalog))
+        if runtime.ranker_sharing is not None:
+            runtime.ranker_sharing.export()
         metrics.llm_pending.set(len(runtime.llm_arm))
         metrics.llm_pending_max.set(runtime.llm_arm.max_pending_seen)
         if runtime.ab is not None:
@@ -85,6 +87,7 @@ def _add_ops_pages(app: faust.App, runtime: WorkerRuntime, ready: Callable[[], b
                           "item_deltas": runtime.recommender.stats.deltas,
                           "worker_id": runtime.llm_arm.worker_id,
                           "llm_pending": len(runtime.llm_arm),
+                          "ranker": _ranker_summary(runtime),
                           "model": {"name": runtime.model_name,
                                     "sha256": model.sha256 if model else None,
                                     "items_embedded": (len(model.semantic) if model else
@@ -292,6 +295,17 @@ async def _lag(app: faust.App, topic: str) -> int | None:
             total += max(0, int(high) - int(position))
             known = True
     return total if known else None
+
+
+def _ranker_summary(runtime: WorkerRuntime) -> dict[str, Any] | None:
+    """The learned ranker's sharing state (None with the fixed blend)."""
+    sharing = runtime.ranker_sharing
+    if sharing is None:
+        return None
+    shared = sharing.shared
+    return {"contributor": shared.contributor, "seq": shared.seq,
+            "updates": shared.ranker.updates, "own_updates": shared.own_updates(),
+            "contributors": shared.contributors, "published": shared.published}
 
 
 def _total(metric: Any) -> float:

@@ -1,5 +1,6 @@
-"""Replay evaluation on the real shared datasets: our simple arms land near an independent
-implementation of the same baselines (bounded to about a minute in all).
+"""Replay evaluation on the real shared datasets: our simple arms land near the external
+reference values for the same baselines (constants given with the project's goals, see
+``evaluation.reference``; bounded to about a minute in all).
 
 The data lives outside the repository (``STREAM_REC_SHARED_DATA``, default
 ``/work/shared/data``); without it these tests skip.

@@ -86,6 +86,27 @@ def test_hidden_state_embeddings_are_batch_independent(slm_model: SlmModel) -> N
     assert float(batch[0] @ batch[1]) > float(batch[0] @ batch[2])
 
 
+def test_layer_states_capture_several_layers_in_one_pass_as_hidden_mode_pools_them(
+    slm_model: SlmModel,
+) -> None:
+    states = slm_model.layer_states(RETAIL[:4], [4, 16])
+
+    assert sorted(states) == [4, 16]
+    with slm_model.sibling(embed_mode="hidden") as hidden:
+        expected = hidden.embed(RETAIL[:4])  # layer n - 2 = 16 for Gemma 3 270M
+    mean = states[16].mean / np.linalg.norm(states[16].mean, axis=1, keepdims=True)
+    np.testing.assert_allclose(mean, expected, atol=1e-5)
+    last = states[4].last
+    assert last.shape == (4, slm_model.dim)
+    assert not np.allclose(last[0], last[1])  # each text's own last token
+    assert slm_model.embed(RETAIL[:1]).shape == (1, slm_model.dim)  # embedding still works
+
+
+def test_layer_states_reject_the_output_layer(slm_model: SlmModel) -> None:
+    with pytest.raises(ModelError, match="layers must be"):
+        slm_model.layer_states(RETAIL[:1], [17])
+
+
 class CountingModel:
     def __init__(self, model: SlmModel) -> None:
         self.model = model

@@ -12,10 +12,12 @@ import pytest
 import stream_rec.ab
 from stream_rec.ab import Attribution, two_proportion_test, wilson_interval
 from stream_rec.ab.attribution import LATENCY_RESERVOIR
-from stream_rec.ab.simulate import CHART, simulate, write_report
+from stream_rec.ab.simulate import CHART, arm_names, simulate, write_report
+from stream_rec.ab.stats import paired_rate_difference
 from stream_rec.core.events import Event
 from stream_rec.core.percentiles import percentile
 from stream_rec.core.router import Router
+from stream_rec.errors import ConfigError
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 HOUR_MS = 3_600_000
@@ -59,6 +61,38 @@ def test_equal_rates_are_not_significant_and_empty_arms_give_nan() -> None:
     assert not same.significant
     assert two_proportion_test(0, 50, 0, 50).p_value == 1.0
     assert math.isnan(two_proportion_test(1, 10, 0, 0).p_value)
+
+
+def test_paired_difference_matches_hand_computed_values() -> None:
+    # users (a, b, n): (3, 1, 4), (2, 2, 4), (1, 0, 2): rates 6/10 and 3/10, diff 0.3;
+    # residuals d - 0.3 n = 0.8, -1.2, 0.4 → sum of squares 2.24; se = sqrt(1.5 * 2.24) / 10
+    test = paired_rate_difference([3, 2, 1], [1, 2, 0], [4, 4, 2])
+    assert (test.rate_a, test.rate_b, test.diff) == pytest.approx((0.6, 0.3, 0.3))
+    se = math.sqrt(1.5 * 2.24) / 10
+    assert test.ci_low == pytest.approx(0.3 - 1.959964 * se, abs=1e-6)
+    assert test.ci_high == pytest.approx(0.3 + 1.959964 * se, abs=1e-6)
+    assert test.z == pytest.approx(1.63663, abs=1e-4)
+    assert test.p_value == pytest.approx(0.10171, abs=1e-4)
+    assert test.users == 3 and not test.significant
+
+
+def test_paired_difference_of_identical_arms_is_zero_and_of_a_constant_gap_is_certain() -> None:
+    same = paired_rate_difference([1, 2, 3], [1, 2, 3], [5, 5, 5])
+    assert (same.diff, same.z, same.p_value) == (0.0, 0.0, 1.0)
+    gap = paired_rate_difference([2, 4], [1, 2], [2, 4])  # b always hits half as often
+    assert gap.diff == pytest.approx(0.5) and gap.p_value == 0.0 and gap.significant
+
+
+def test_paired_difference_is_narrower_than_the_unpaired_test_when_users_differ() -> None:
+    # users differ a lot (rates 0.9 and 0.1) but arm a beats arm b by one hit for each
+    hits_a, hits_b, n = [9, 9, 2, 2], [8, 8, 1, 1], [10, 10, 10, 10]
+    paired = paired_rate_difference(hits_a, hits_b, n)
+    unpaired = two_proportion_test(sum(hits_a), sum(n), sum(hits_b), sum(n))
+    assert paired.diff == pytest.approx(unpaired.diff)
+    assert paired.ci_high - paired.ci_low < unpaired.ci_high - unpaired.ci_low
+    with pytest.raises(ValueError, match="one count per user"):
+        paired_rate_difference([1], [1, 2], [3, 3])
+    assert math.isnan(paired_rate_difference([1], [0], [2]).p_value)
 
 
 def test_percentile_interpolates_and_is_nan_when_empty() -> None:
@@ -197,56 +231,86 @@ def test_fifty_fifty_assignment_holds_within_tolerance_on_ten_thousand_users() -
 
 @pytest.fixture(scope="module")
 def simulated() -> dict[str, object]:
-    return simulate("online-retail", DATA / "online_retail", arms_spec="fast:0.5,repeat:0.5")
+    return simulate("online-retail", DATA / "online_retail", arms_spec="fast,repeat")
 
 
 def test_simulation_reports_every_arm_with_the_documented_keys(
         simulated: dict[str, object]) -> None:
     result: dict = simulated  # type: ignore[type-arg]
-    assert {"dataset", "arms", "difference", "assignment", "notes"} <= set(result)
+    assert {"dataset", "arms", "difference", "comparisons", "users", "notes"} <= set(result)
     assert set(result["arms"]) == {"fast", "repeat"}
     for arm in result["arms"].values():
         assert {"served", "clicks", "ctr", "conversions", "latency_ms_p50", "latency_ms_p99",
                 "fallbacks"} <= set(arm)
         assert set(arm["ctr"]) == {"value", "ci_low", "ci_high"}
         assert arm["ctr"]["ci_low"] <= arm["ctr"]["value"] <= arm["ctr"]["ci_high"]
-    assert {"arm_a", "arm_b", "ctr_diff", "ci", "p_value", "significant"} <= set(
+    assert {"arm_a", "arm_b", "ctr_diff", "ci", "p_value", "significant", "paired"} <= set(
         result["difference"])
     assert result["notes"] == []
 
 
-def test_simulation_serves_once_per_event_of_a_user_with_history(
+def test_simulation_serves_every_user_by_every_arm_once_per_event_with_history(
         simulated: dict[str, object]) -> None:
     from stream_rec.datasets import load_dataset
 
     result: dict = simulated  # type: ignore[type-arg]
     events = load_dataset("online-retail", DATA / "online_retail").events
     seen: set[str] = set()
+    served_users: set[str] = set()
     expected = 0
     for event in events:
-        expected += event.user_id in seen
+        if event.user_id in seen:
+            expected += 1
+            served_users.add(event.user_id)
         seen.add(event.user_id)
-    served = [arm["served"] for arm in result["arms"].values()]
-    assert sum(served) == result["asked"] == expected
+    assert result["asked"] == expected
+    assert [arm["served"] for arm in result["arms"].values()] == [expected, expected]
+    assert result["users"] == result["comparisons"][0]["users"] == len(served_users)
     assert all(arm["clicks"] <= arm["served"] for arm in result["arms"].values())
-    assert sum(result["assignment"].values()) == len(seen)
+
+
+def test_simulation_difference_is_the_paired_difference_of_the_arms_rates(
+        simulated: dict[str, object]) -> None:
+    result: dict = simulated  # type: ignore[type-arg]
+    fast, repeat = result["arms"]["fast"], result["arms"]["repeat"]
+    diff = result["difference"]
+    assert (diff["arm_a"], diff["arm_b"]) == ("fast", "repeat")
+    assert diff["ctr_diff"] == pytest.approx(fast["ctr"]["value"] - repeat["ctr"]["value"])
+    conversion = result["comparisons"][0]["conversion_rate"]
+    assert conversion["diff"] == pytest.approx(
+        fast["conversion_rate"]["value"] - repeat["conversion_rate"]["value"])
+    low, high = diff["ci"]
+    assert low <= diff["ctr_diff"] <= high
 
 
 def test_simulation_is_deterministic_and_honours_the_event_limit() -> None:
-    first = simulate("online-retail", DATA / "online_retail", arms_spec="fast:0.5,repeat:0.5",
+    first = simulate("online-retail", DATA / "online_retail", arms_spec="fast,repeat",
                      limit_events=200)
     again = simulate("online-retail", DATA / "online_retail", arms_spec="fast:0.5,repeat:0.5",
                      limit_events=200)
     assert first["events"] == 200
-    assert first["arms"]["fast"]["clicks"] == again["arms"]["fast"]["clicks"]
-    assert first["assignment"] == again["assignment"]
+
+    def counts(result: dict) -> dict:  # type: ignore[type-arg]
+        return {name: (arm["served"], arm["clicks"], arm["conversions"])
+                for name, arm in result["arms"].items()}
+
+    assert counts(first) == counts(again)
+    assert first["difference"] == again["difference"]
+
+
+def test_arm_names_accept_plain_names_and_ignore_weights() -> None:
+    assert arm_names("fast,slm") == ["fast", "slm"]
+    assert arm_names(" fast:0.5 , slm:0.5,fast") == ["fast", "slm"]
+    with pytest.raises(ConfigError, match="at least one arm"):
+        arm_names(" , ")
 
 
 def test_simulation_without_a_loadable_model_drops_the_model_arm_and_says_so(
         tmp_path: Path) -> None:
-    result = simulate("online-retail", DATA / "online_retail", arms_spec="fast:0.5,slm:0.5",
+    result = simulate("online-retail", DATA / "online_retail", arms_spec="fast,slm",
                       limit_events=100, model_path=str(tmp_path / "missing.gguf"))
     assert list(result["arms"]) == ["fast"]
+    assert result["comparisons"] == [] and result["difference"] is None
     assert any("model arms dropped" in note for note in result["notes"])
 
 

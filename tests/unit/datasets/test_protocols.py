@@ -78,12 +78,12 @@ def test_llamarec_asks_every_user_at_the_end_with_history_masked(
     history: dict[str, set[str]] = defaultdict(set)
     for event in split.train_events:
         history[event.user_id].add(event.item_id or "")
-    end_ms = split.train_events[-1].ts_ms
+    end_ms = max(e.ts_ms for e in split.train_events)
     for case in split.cases:
         assert case.at_index == len(split.train_events)
         assert case.masked == history[case.user_id]
         assert len(case.relevant) == 1 and not case.relevant & case.masked
-        assert case.now_ms >= end_ms and case.candidates is None
+        assert case.now_ms == end_ms and case.candidates is None
 
 
 def test_llamarec_validation_stage_withholds_the_last_two(movielens_full: Dataset) -> None:
@@ -117,19 +117,32 @@ def test_llamarec_drops_untitled_items_then_cores_iteratively() -> None:
                                  "train_events": 2, "cases": 2}
 
 
-def test_llamarec_own_time_asks_just_after_the_users_last_training_day() -> None:
+def test_llamarec_end_clock_is_the_last_streamed_event_not_the_held_out_one() -> None:
+    # u1's held-out c (day 30) is far after everything streamed (last: u2's b, day 4)
+    rows = [("u1", "a", 1), ("u1", "b", 2), ("u2", "a", 3), ("u2", "b", 4), ("u2", "c", 5),
+            ("u1", "c", 30)]
+    split = make_split(_world(rows), "llamarec", min_interactions=1)
+    assert {c.user_id: c.now_ms for c in split.cases} == {"u1": T0 + 4 * DAY_MS,
+                                                           "u2": T0 + 4 * DAY_MS}
+
+
+def test_llamarec_own_time_asks_right_after_the_users_own_last_streamed_event() -> None:
     rows = [("u1", "a", 1), ("u1", "b", 2), ("u2", "a", 3), ("u2", "b", 4), ("u2", "c", 5),
             ("u1", "c", 6)]
     split = make_split(_world(rows), "llamarec", ask_at="own_time", min_interactions=1)
     at = {c.user_id: (c.at_index, c.now_ms) for c in split.cases}
-    # train = u1a u1b u2a u2b (day 1-4); u2's test (day 5) sees all four, u1's (day 6) too
-    assert at["u2"] == (4, T0 + 5 * DAY_MS)
-    assert at["u1"] == (4, T0 + 6 * DAY_MS)
-    rows.append(("u3", "a", 9))
-    rows.append(("u3", "b", 10))
-    split = make_split(_world(rows), "llamarec", ask_at="own_time", min_interactions=1)
-    indexes = {c.user_id: c.at_index for c in split.cases}
-    assert indexes == {"u1": 4, "u2": 4, "u3": 5}  # u3 asked after its own day-9 event
+    # train = u1a u1b u2a u2b (days 1-4): u1 is asked after u1b, u2 after u2b
+    assert at == {"u1": (2, T0 + 2 * DAY_MS), "u2": (4, T0 + 4 * DAY_MS)}
+
+
+def test_llamarec_own_time_ignores_when_the_held_out_event_happens() -> None:
+    early = [("u1", "a", 1), ("u1", "b", 2), ("u2", "a", 3), ("u2", "b", 4), ("u1", "c", 5),
+             ("u2", "c", 6)]
+    late = [*early[:4], ("u1", "c", 50), ("u2", "c", 60)]
+    asked = [{c.user_id: (c.at_index, c.now_ms) for c in make_split(
+        _world(rows), "llamarec", ask_at="own_time", min_interactions=1).cases}
+        for rows in (early, late)]
+    assert asked[0] == asked[1]
 
 
 def test_llamarec_rejects_unknown_options() -> None:

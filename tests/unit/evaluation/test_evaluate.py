@@ -14,12 +14,12 @@ from stream_rec.core.events import CatalogItem, Event
 from stream_rec.core.item_stats import ItemStats
 from stream_rec.core.profile import UserProfile
 from stream_rec.core.recommender import Recommender
-from stream_rec.datasets import Dataset, make_split
+from stream_rec.datasets import Dataset, TestCase, make_split
 from stream_rec.errors import ConfigError
 from stream_rec.evaluation import evaluate, evaluate_split, make_arms
 from stream_rec.evaluation.arms import ablation_arms
 from stream_rec.evaluation.report import markdown, to_json
-from stream_rec.evaluation.run import CostModel
+from stream_rec.evaluation.run import CostModel, hashed_cases
 
 T0_S = 1_300_000_000
 GROUPS = 5
@@ -151,6 +151,20 @@ def test_results_json_keys_are_stable(movielens_dir: Path, tmp_path: Path) -> No
     assert (out / "results.md").read_text().startswith("# movielens / llamarec")
 
 
+def test_reports_label_every_copied_number_as_external_and_name_its_source(
+        movielens_dir: Path) -> None:
+    results = evaluate("movielens", movielens_dir, "llamarec", ["popular"], out_dir=None,
+                       progress=False, ablation=False)
+    assert results["published"]["label"] == "published (external)"
+    for entry in [*results["reference_baselines"].values(), *results["founding"].values()]:
+        assert "external" in entry["label"] and "not" in entry["source"]
+    text = markdown(results)
+    assert "| LlamaRec, published (external) | 0.1524 |" in text
+    assert "| popularity, reference value (external) |" in text
+    assert "| SLM (founding doc), founding doc (external target) |" in text
+    assert "not in this repository and was not run here" in text
+
+
 def test_report_writes_the_three_plots(movielens_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     out = tmp_path / "plots"
@@ -179,6 +193,24 @@ def test_unknown_arm_and_model_arm_without_model_are_config_errors() -> None:
         make_arms(["nonsense"])
     with pytest.raises(ConfigError, match="language model"):
         make_arms(["slm"], model_available=False)
+
+
+def test_rerank_arm_runs_only_when_named_and_is_slm_plus_the_rerank() -> None:
+    assert "slm-rerank" not in [a.name for a in make_arms(model_available=True)]
+    slm, rerank = make_arms(["slm", "slm-rerank"], ablation=False, model_available=True)
+    assert rerank.rerank_top_n == 10 and slm.rerank_top_n == 0  # the served list, top 10
+    assert (rerank.weights, rerank.learner, rerank.state_key) == (
+        slm.weights, slm.learner, slm.state_key)  # one replay: paired on the same cases
+
+
+def test_hashed_cases_are_a_fixed_subset_in_replay_order() -> None:
+    cases = [TestCase(user_id=f"u{n}", at_index=n, relevant=frozenset({"x"}),
+                      masked=frozenset(), now_ms=n) for n in range(200)]
+    chosen = hashed_cases(cases, 20)
+    assert len(chosen) == 20 and chosen == hashed_cases(list(cases), 20)
+    assert [c.at_index for c in chosen] == sorted(c.at_index for c in chosen)
+    assert chosen != cases[:20] and max(c.at_index for c in chosen) > 100  # spread out
+    assert set(hashed_cases(cases, 10)) <= set(chosen)  # a smaller N is a prefix of it
 
 
 def test_ablation_drops_one_source_at_a_time() -> None:
