@@ -65,6 +65,8 @@ DESCRIPTIONS: dict[str, str] = {
     "producer_max_batch_bytes": "Producer batch size; 0 = 16 bytes on Tansu (one record per "
                                 "batch), 16384 elsewhere",
     "log_level": "`debug`, `info`, `warning` or `error`",
+    "event_loop": "Every role's asyncio event loop: `uvloop` (libuv, less broker I/O CPU per "
+                  "record) or `asyncio` (the standard library's)",
     "max_event_bytes": "Larger events go to the dead-letter topic",
     "max_context_keys": "Most keys an event's `context` object may have",
     "max_future_skew_s": "Events stamped further in the future are dead-lettered",

@@ -113,6 +113,8 @@ class Settings:
     # under-reports batched ends and breaks table recovery; 16384 elsewhere
     producer_max_batch_bytes: int = 0
     log_level: str = "info"
+    # the stream worker's asyncio event loop: "uvloop" (libuv; a dependency) or "asyncio"
+    event_loop: str = "uvloop"
     # input limits
     max_event_bytes: int = 16_384
     max_context_keys: int = 32
@@ -254,6 +256,8 @@ class Settings:
             _bad("top_k", self.top_k, "must be between 1 and 100")
         if self.role not in ("slm", "llm", "embedder"):
             _bad("role", self.role, "must be 'slm', 'llm' or 'embedder'")
+        if self.event_loop not in ("uvloop", "asyncio"):
+            _bad("event_loop", self.event_loop, "must be 'uvloop' or 'asyncio'")
         if self.item_vectors not in ("embedder", "worker"):
             _bad("item_vectors", self.item_vectors, "must be 'embedder' or 'worker'")
         if self.processing_guarantee not in ("at_least_once", "exactly_once"):

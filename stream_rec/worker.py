@@ -14,6 +14,7 @@ import signal
 from collections.abc import Awaitable, Callable
 
 import faust
+import uvloop
 
 from stream_rec.broker.security import client_security_kwargs
 from stream_rec.broker.target import BrokerTarget
@@ -30,19 +31,28 @@ def run_worker(settings: Settings, target: BrokerTarget) -> None:
     """Block running one worker until SIGTERM/SIGINT; commits offsets on the way out."""
     asyncio.run(ensure_topics(target.bootstrap, settings, client_security_kwargs(settings)))
     if settings.role == "llm":
-        _run_until_signalled(LlmWorker(settings, target.bootstrap, tansu=target.tansu).run)
+        _run_until_signalled(LlmWorker(settings, target.bootstrap, tansu=target.tansu).run,
+                             settings.event_loop)
         return
     if settings.role == "embedder":
-        _run_until_signalled(Embedder(settings, target.bootstrap, tansu=target.tansu).run)
+        _run_until_signalled(Embedder(settings, target.bootstrap, tansu=target.tansu).run,
+                             settings.event_loop)
         return
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    asyncio.set_event_loop(new_event_loop(settings.event_loop))
     app = create_app(settings, target.bootstrap, tansu=target.tansu)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
                           redirect_stdouts=False)
     worker.execute_from_commandline()
 
 
-def _run_until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """A fresh event loop of ``kind`` (``STREAM_REC_EVENT_LOOP``): "uvloop" or "asyncio"."""
+    if kind == "uvloop":
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def _run_until_signalled(run: Callable[[asyncio.Event], Awaitable[None]], loop_kind: str) -> None:
     """Run an aiokafka-based role (``run(stop)``) until SIGTERM/SIGINT sets ``stop``."""
 
     async def main() -> None:
@@ -55,4 +65,5 @@ def _run_until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> Non
                 loop.add_signal_handler(sig, stop.set)
         await run(stop)
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=lambda: new_event_loop(loop_kind)) as runner:
+        runner.run(main())

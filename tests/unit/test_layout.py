@@ -65,3 +65,12 @@ def test_every_subpackage_says_what_it_holds() -> None:
     for name in sorted(LAYERS):
         doc = ast.get_docstring(ast.parse((PACKAGE / name / "__init__.py").read_text()))
         assert doc, f"stream_rec/{name}/__init__.py needs a docstring naming what it holds"
+
+
+def test_test_files_have_unique_names() -> None:
+    """pytest imports test modules by basename (no packages under tests/): two files of the
+    same name in different folders stop the whole run at collection."""
+    seen: dict[str, list[str]] = {}
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
