@@ -139,16 +139,18 @@ def buy_again(profile: UserProfile, stats: ItemStats, *, n: int, now_ms: int,
     return {item: (score, item) for item, score in best}
 
 
-def trending(stats: ItemStats, *, n: int, now_ms: int, exclude: ItemFilter = _NOTHING
-             ) -> Scored:
+def trending(stats: ItemStats, *, n: int, now_ms: int, exclude: ItemFilter = _NOTHING,
+             top: list[tuple[str, float]] | None = None) -> Scored:
     """The shop's ``n`` most popular items right now that are not in ``exclude``, scored by
     their share of all popularity (absolute: P(item) for the next event).
 
-    Reads the trending list; only when exclusions eat into it does it rank deeper.
+    Reads the trending list (``top``: ``stats.trending(now_ms)`` when the caller has it);
+    only when exclusions eat into it does it rank deeper.
     """
     total = stats.total_popularity(now_ms) or 1.0
     out: Scored = {}
-    top = stats.trending(now_ms)
+    if top is None:
+        top = stats.trending(now_ms)
     for item, score in top:
         if item not in exclude:
             out[item] = (score / total, "")
@@ -171,9 +173,11 @@ def popular_among(stats: ItemStats, items: Iterable[str], *, now_ms: int) -> Sco
 
 def category_trending(profile: UserProfile, stats: ItemStats, catalog: Catalog, *, n: int,
                       now_ms: int, top_categories: int = 3,
-                      exclude: ItemFilter = _NOTHING) -> Scored:
+                      exclude: ItemFilter = _NOTHING,
+                      top: list[tuple[str, float]] | None = None) -> Scored:
     """Trending items in the user's favourite categories: P(category) from the user's
-    decayed affinity times P(item | category) from the trending list (absolute)."""
+    decayed affinity times P(item | category) from the trending list (absolute; ``top``:
+    ``stats.trending(now_ms)`` when the caller has it)."""
     if not profile.categories or len(catalog) == 0:
         return {}
     favourites = dict(profile.categories[:top_categories])
@@ -181,7 +185,7 @@ def category_trending(profile: UserProfile, stats: ItemStats, catalog: Catalog, 
     found: list[tuple[str, float, str]] = []
     mass: dict[str, float] = {}
     category_of = catalog.categories.get
-    for item, popularity in stats.trending(now_ms):
+    for item, popularity in (stats.trending(now_ms) if top is None else top):
         category = category_of(item, "")
         if category in favourites:
             mass[category] = mass.get(category, 0.0) + popularity

@@ -56,9 +56,10 @@ FEATURES: tuple[str, ...] = (
     "rank_similar",
     "rank_category",
     "rank_trending",
+    "rank_fresh",  # model: rank among the text neighbours with < 5 interactions
 )
 MODEL_FEATURES = frozenset({"sim", "sim_last", "sim_neighbours", "sim_x_cold",
-                            "sim_x_history", "rank_similar"})
+                            "sim_x_history", "rank_similar", "rank_fresh"})
 # Before any label the ranker is the fixed blend, score = log(blend), with the model's
 # text-neighbour score as a small tie-breaker: where the blend knows nothing (a new item,
 # a new shop) the items nearest by text come first, as the fixed blend's similar source did.
@@ -77,6 +78,9 @@ class FeatureParams:
     """How many candidates per source, and how the user's recent items are weighted."""
 
     per_source: int = 50
+    # the fresh source: the text neighbours with fewer than 5 interactions (new or rare
+    # items, which co-visitation and popularity cannot reach), best first
+    fresh: int = 10
     covisit_history: int = 10
     buy_again_half_life_s: float = 30 * 86_400.0
     taste_history: int = 10
@@ -104,8 +108,8 @@ class CandidateSet:
 
 # the candidate sources, in the order their candidates enter the set, and each one's weight
 # in the fixed blend (what picks the reason's source)
-SOURCES = ("covisit", "buy_again", "similar", "category", "trending")
-_SOURCE_WEIGHT = (1.0, 1.0, 0.03, 0.03, 0.1)
+SOURCES = ("covisit", "buy_again", "similar", "category", "trending", "fresh")
+_SOURCE_WEIGHT = (1.0, 1.0, 0.03, 0.03, 0.1, 0.03)
 _RANK_COLUMN = tuple(FEATURES.index("rank_" + s) for s in SOURCES)
 
 
@@ -121,19 +125,25 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
     covisit = _covisit(instants, stats)
     buy = cands.buy_again(profile, stats, n=n, now_ms=now_ms,
                           half_life_s=params.buy_again_half_life_s, exclude=skip)
+    top = stats.trending(now_ms)
     category = cands.category_trending(profile, stats, catalog, n=n, now_ms=now_ms,
-                                       exclude=skip)
-    trending = (cands.trending(stats, n=n, now_ms=now_ms, exclude=skip) if allow is None
-                else cands.popular_among(stats, allow - blocked, now_ms=now_ms))
+                                       exclude=skip, top=top)
+    trending = (cands.trending(stats, n=n, now_ms=now_ms, exclude=skip, top=top)
+                if allow is None else cands.popular_among(stats, allow - blocked, now_ms=now_ms))
     taste = _taste(profile, params) if space is not None else {}
     similar: list[tuple[str, float, str]] = []
+    fresh: list[tuple[str, float, str]] = []
     if space is not None and taste:
         block = blocked if allow is None else frozenset()
-        similar = [s for s in space.neighbours_mix(taste, n + 10, block) if s[0] not in skip][:n]
-    covisit_list = covisit.best(stats, n, skip)
+        pool = [s for s in space.neighbours_mix(taste, len(space), block) if s[0] not in skip]
+        similar = pool[:n]
+        if params.fresh:
+            count = stats.counts.get
+            fresh = [s for s in pool[n:] if count(s[0], 0) < _COLD][:params.fresh]
+    covisit_list, covisit_rows = covisit.best(stats, n, skip)
     covisit_anchor = {}
     if covisit_list:
-        best_anchor = covisit.at(stats.rows([i for i, _ in covisit_list]), covisit.anchor)
+        best_anchor = covisit.at(covisit_rows, covisit.anchor)
         covisit_anchor = {i: covisit.anchors[int(a)]
                           for (i, _), a in zip(covisit_list, best_anchor, strict=True)}
     sources: tuple[list[tuple[str, float]], ...] = (
@@ -142,13 +152,14 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
         [(i, s) for i, s, _ in similar],
         [(i, s) for i, (s, _) in category.items()],
         [(i, s) for i, (s, _) in trending.items()],
+        [(i, s) for i, s, _ in fresh],
     )
     anchors: tuple[dict[str, str], ...] = (covisit_anchor, {i: a for i, (_, a) in buy.items()},
-               {i: a for i, _, a in similar}, {i: a for i, (_, a) in category.items()}, {})
+               {i: a for i, _, a in similar}, {i: a for i, (_, a) in category.items()}, {},
+               {i: a for i, _, a in fresh})
     pos: dict[str, int] = {}
-    for ranked in sources:
-        for item, _ in ranked:
-            pos.setdefault(item, len(pos))
+    at = pos.setdefault
+    source_rows = [[at(item, len(pos)) for item, _ in ranked] for ranked in sources]
     items = list(pos)
     m = len(items)
     x = np.zeros((m, len(FEATURES)), np.float32)
@@ -159,13 +170,14 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
     for s, ranked in enumerate(sources):
         column = np.zeros(m)
         if ranked:
-            rows = np.fromiter((pos[i] for i, _ in ranked), np.intp, len(ranked))
+            rows = np.asarray(source_rows[s], np.intp)
             raw = np.fromiter((v for _, v in ranked), np.float64, len(ranked))
             column[rows] = raw
             parts[rows, s] = _SOURCE_WEIGHT[s] * raw
             x[rows, _RANK_COLUMN[s]] = 1.0 / (1.0 + np.arange(len(ranked)))
         scores.append(column)
-    _, ba, sim_nb, cat, _ = scores
+    _, ba, sim_nb, cat, _, sim_fresh = scores
+    sim_nb = sim_nb + sim_fresh  # one text-neighbour score, whichever list it came from
     rows = stats.rows(items)
     cv = covisit.at(rows, covisit.score)
     col = stats.columns_at(rows, now_ms)
@@ -242,23 +254,28 @@ class _Covisit:
         idx = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
         return np.where(self.rows[idx] == rows, values[idx], 0.0)
 
-    def best(self, stats: ItemStats, n: int, skip: cands.ItemFilter) -> list[tuple[str, float]]:
-        """The ``n`` best items not in ``skip``, best first, ties by id (as ``_best``)."""
+    def best(self, stats: ItemStats, n: int, skip: cands.ItemFilter
+             ) -> tuple[list[tuple[str, float]], np.ndarray]:
+        """The ``n`` best items not in ``skip``, best first, ties by id (as ``_best``), and
+        their rows."""
         scores = self.score.tolist()
-        out: list[tuple[str, float]] = []
+        found: list[tuple[str, float, int]] = []
         cut = None
+        rows = self.rows.tolist()
         for k in np.argsort(-self.score, kind="stable").tolist():
             score = scores[k]
             if cut is not None and score < cut:
                 break
-            item = stats.item_id(int(self.rows[k]))
+            item = stats.item_id(rows[k])
             if item in skip:
                 continue
-            out.append((item, score))
-            if len(out) == n:
+            found.append((item, score, rows[k]))
+            if len(found) == n:
                 cut = score
-        out.sort(key=lambda kv: (-kv[1], kv[0]))
-        return out[:n]
+        found.sort(key=lambda f: (-f[1], f[0]))
+        found = found[:n]
+        return ([(i, v) for i, v, _ in found],
+                np.fromiter((r for _, _, r in found), np.intp, len(found)))
 
 
 _NO_COVISIT = _Covisit(np.zeros(0, np.intp), np.zeros(0), np.zeros(0), np.zeros(0),
