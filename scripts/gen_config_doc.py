@@ -64,9 +64,6 @@ DESCRIPTIONS: dict[str, str] = {
     "batch_max_wait_ms": "A batch is handled at least this often, however few events it has",
     "producer_max_batch_bytes": "Producer batch size; 0 = 16 bytes on Tansu (one record per "
                                 "batch), 16384 elsewhere",
-    "fresh_candidates": "Learned ranker with the model: this many text neighbours of the user's "
-                        "recent items that have fewer than 5 interactions (new or rare items "
-                        "no behavioural source reaches) join the candidates; 0 = off",
     "log_level": "`debug`, `info`, `warning` or `error`",
     "event_loop": "Every role's asyncio event loop: `uvloop` (libuv, less broker I/O CPU per "
                   "record) or `asyncio` (the standard library's)",

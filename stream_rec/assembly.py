@@ -28,8 +28,7 @@ def profile_params(settings: Settings) -> ProfileParams:
 
 
 def rank_params(settings: Settings) -> RankParams:
-    return RankParams(top_k=settings.top_k, per_source=settings.candidates_per_source,
-                      fresh=settings.fresh_candidates)
+    return RankParams(top_k=settings.top_k, per_source=settings.candidates_per_source)
 
 
 def learner_params(settings: Settings) -> LearnerParams | None:

@@ -126,9 +126,6 @@ class Settings:
     # recommendations
     top_k: int = 10
     candidates_per_source: int = 50
-    # the learned ranker's fresh source: this many text neighbours of the user's recent
-    # items that have fewer than 5 interactions (new or rare items); 0 = off
-    fresh_candidates: int = 10
     trigger_types: tuple[str, ...] = ("view", "add_to_cart", "purchase", "rec_request")
     popularity_half_life_s: float = 3 * 86_400.0
     covisit_window: int = 5
@@ -259,8 +256,6 @@ class Settings:
             _bad("top_k", self.top_k, "must be between 1 and 100")
         if self.role not in ("slm", "llm", "embedder"):
             _bad("role", self.role, "must be 'slm', 'llm' or 'embedder'")
-        if self.fresh_candidates < 0:
-            _bad("fresh_candidates", self.fresh_candidates, "must be >= 0 (0 = off)")
         if self.event_loop not in ("uvloop", "asyncio"):
             _bad("event_loop", self.event_loop, "must be 'uvloop' or 'asyncio'")
         if self.item_vectors not in ("embedder", "worker"):

@@ -56,10 +56,9 @@ FEATURES: tuple[str, ...] = (
     "rank_similar",
     "rank_category",
     "rank_trending",
-    "rank_fresh",  # model: rank among the text neighbours with < 5 interactions
 )
 MODEL_FEATURES = frozenset({"sim", "sim_last", "sim_neighbours", "sim_x_cold",
-                            "sim_x_history", "rank_similar", "rank_fresh"})
+                            "sim_x_history", "rank_similar"})
 # Before any label the ranker is the fixed blend, score = log(blend), with the model's
 # text-neighbour score as a small tie-breaker: where the blend knows nothing (a new item,
 # a new shop) the items nearest by text come first, as the fixed blend's similar source did.
@@ -78,9 +77,6 @@ class FeatureParams:
     """How many candidates per source, and how the user's recent items are weighted."""
 
     per_source: int = 50
-    # the fresh source: the text neighbours with fewer than 5 interactions (new or rare
-    # items, which co-visitation and popularity cannot reach), best first
-    fresh: int = 10
     covisit_history: int = 10
     buy_again_half_life_s: float = 30 * 86_400.0
     taste_history: int = 10
@@ -108,8 +104,8 @@ class CandidateSet:
 
 # the candidate sources, in the order their candidates enter the set, and each one's weight
 # in the fixed blend (what picks the reason's source)
-SOURCES = ("covisit", "buy_again", "similar", "category", "trending", "fresh")
-_SOURCE_WEIGHT = (1.0, 1.0, 0.03, 0.03, 0.1, 0.03)
+SOURCES = ("covisit", "buy_again", "similar", "category", "trending")
+_SOURCE_WEIGHT = (1.0, 1.0, 0.03, 0.03, 0.1)
 _RANK_COLUMN = tuple(FEATURES.index("rank_" + s) for s in SOURCES)
 
 
@@ -132,14 +128,9 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
                 if allow is None else cands.popular_among(stats, allow - blocked, now_ms=now_ms))
     taste = _taste(profile, params) if space is not None else {}
     similar: list[tuple[str, float, str]] = []
-    fresh: list[tuple[str, float, str]] = []
     if space is not None and taste:
         block = blocked if allow is None else frozenset()
-        pool = [s for s in space.neighbours_mix(taste, len(space), block) if s[0] not in skip]
-        similar = pool[:n]
-        if params.fresh:
-            count = stats.counts.get
-            fresh = [s for s in pool[n:] if count(s[0], 0) < _COLD][:params.fresh]
+        similar = [s for s in space.neighbours_mix(taste, n + 10, block) if s[0] not in skip][:n]
     covisit_list, covisit_rows = covisit.best(stats, n, skip)
     covisit_anchor = {}
     if covisit_list:
@@ -152,11 +143,9 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
         [(i, s) for i, s, _ in similar],
         [(i, s) for i, (s, _) in category.items()],
         [(i, s) for i, (s, _) in trending.items()],
-        [(i, s) for i, s, _ in fresh],
     )
     anchors: tuple[dict[str, str], ...] = (covisit_anchor, {i: a for i, (_, a) in buy.items()},
-               {i: a for i, _, a in similar}, {i: a for i, (_, a) in category.items()}, {},
-               {i: a for i, _, a in fresh})
+               {i: a for i, _, a in similar}, {i: a for i, (_, a) in category.items()}, {})
     pos: dict[str, int] = {}
     at = pos.setdefault
     source_rows = [[at(item, len(pos)) for item, _ in ranked] for ranked in sources]
@@ -176,8 +165,7 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
             parts[rows, s] = _SOURCE_WEIGHT[s] * raw
             x[rows, _RANK_COLUMN[s]] = 1.0 / (1.0 + np.arange(len(ranked)))
         scores.append(column)
-    _, ba, sim_nb, cat, _, sim_fresh = scores
-    sim_nb = sim_nb + sim_fresh  # one text-neighbour score, whichever list it came from
+    _, ba, sim_nb, cat, _ = scores
     rows = stats.rows(items)
     cv = covisit.at(rows, covisit.score)
     col = stats.columns_at(rows, now_ms)

@@ -45,7 +45,6 @@ class RankParams:
     one_off_propensity: float = 0.2  # just-bought items below this repeat rate are dropped
     require_catalog: bool = True
     covisit_history: int = 10  # how many recent items anchor co-visitation
-    fresh: int = 10  # learned ranker: text neighbours with < 5 interactions, a source of its own
 
 
 def recommend(
@@ -141,8 +140,6 @@ def reason(source: str, anchor: str, item: str, catalog: Catalog, profile: UserP
         return f"you bought this {times} time{'s' if times != 1 else ''}"
     if source == "similar":
         return f"similar to {catalog.title(anchor)}" if anchor else "similar to items you liked"
-    if source == "fresh":
-        return f"new, like {catalog.title(anchor)}" if anchor else "new, like items you liked"
     if source == "category":
         return f"trending in {anchor}"
     return "trending now"

@@ -104,7 +104,7 @@ class Recommender:
         params = self.rank_params
         return build_candidates(
             profile, self.stats, self.catalog, now_ms=now_ms,
-            params=FeatureParams(per_source=params.per_source, fresh=params.fresh,
+            params=FeatureParams(per_source=params.per_source,
                                  covisit_history=params.covisit_history,
                                  buy_again_half_life_s=params.buy_again_half_life_s),
             space=self.text_space if semantic else None, blocked=blocked, allow=allow)
