@@ -27,7 +27,7 @@ from stream_rec.core.profile import UserProfile
 from stream_rec.core.text_space import TextSpace
 
 __all__ = ["FEATURES", "MODEL_FEATURES", "PRIOR_WEIGHTS", "SOURCES", "CandidateSet",
-           "FeatureParams", "build_candidates"]
+           "FeatureParams", "build_candidates", "taste_weights"]
 
 FEATURES: tuple[str, ...] = (
     "prior",  # log of the fixed blend (co-visit + buy-again + 0.1 trending + 0.03 category)
@@ -126,7 +126,7 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
                                        exclude=skip, top=top)
     trending = (cands.trending(stats, n=n, now_ms=now_ms, exclude=skip, top=top)
                 if allow is None else cands.popular_among(stats, allow - blocked, now_ms=now_ms))
-    taste = _taste(profile, params) if space is not None else {}
+    taste = taste_weights(profile, params) if space is not None else {}
     similar: list[tuple[str, float, str]] = []
     if space is not None and taste:
         block = blocked if allow is None else frozenset()
@@ -315,7 +315,7 @@ def _touch_ages(profile: UserProfile) -> dict[str, int]:
     return ages
 
 
-def _taste(profile: UserProfile, params: FeatureParams) -> dict[str, float]:
+def taste_weights(profile: UserProfile, params: FeatureParams) -> dict[str, float]:
     """The weight of each recent item in the user's taste (action x recency)."""
     weights: dict[str, float] = {}
     for age, touch in enumerate(reversed(profile.recent[-params.taste_history:])):

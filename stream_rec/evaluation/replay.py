@@ -33,7 +33,7 @@ from stream_rec.datasets import Split, TestCase
 from stream_rec.evaluation.arms import Arm
 from stream_rec.evaluation.metrics import RankingAccumulator
 
-__all__ = ["ArmTally", "GroupTally", "ModelHooks", "arm_recommender", "curve_ks",
+__all__ = ["ArmTally", "CaseHook", "GroupTally", "ModelHooks", "arm_recommender", "curve_ks",
            "replay_group", "rss_mb"]
 
 _RSS_EVERY = 4096
@@ -51,6 +51,10 @@ class ModelHooks:
     # the in-process rerank, rerank(profile, items, top_n) → items (arms with rerank_top_n)
     rerank: Callable[[UserProfile, list[RecItem], int], list[RecItem]] | None = None
 
+
+# called after every arm answered a case: (case, the user's profile, the shared item
+# statistics, the arms' tallies)
+CaseHook = Callable[[TestCase, UserProfile, ItemStats, list["ArmTally"]], None]
 
 # Cold-start slices, reported for every arm: the target item had fewer than COLD_ITEM
 # interactions before the case (relevant = those cold items only), or the user had at most
@@ -136,8 +140,13 @@ def replay_group(
     cases: Sequence[TestCase],
     hooks: ModelHooks | None = None,
     progress: bool = True,
+    on_case: CaseHook | None = None,
 ) -> tuple[list[ArmTally], GroupTally]:
-    """Stream the split once for arms sharing a state key; return per-arm and group tallies."""
+    """Stream the split once for arms sharing a state key; return per-arm and group tallies.
+
+    ``on_case(case, profile, stats, tallies)``, when given, is called after every arm has
+    answered a case, with the state the arms answered from (for diagnostics; it must not
+    change the state)."""
     if not arms or len({a.state_key for a in arms}) != 1:
         raise ValueError("replay_group needs one or more arms with the same state_key")
     gc.collect()
@@ -172,7 +181,7 @@ def replay_group(
     perf = time.perf_counter_ns
     for i in range(n_events):
         while next_case < len(cases) and cases[next_case].at_index == i:
-            _ask(cases[next_case], profiles, tallies, top_k, stats, group, hooks)
+            _ask(cases[next_case], profiles, tallies, top_k, stats, group, hooks, on_case)
             next_case += 1
         event = events[i]
         before = profiles.get(event.user_id)
@@ -204,7 +213,7 @@ def replay_group(
     bar.close()
     group.events = n_events
     while next_case < len(cases):
-        _ask(cases[next_case], profiles, tallies, top_k, stats, group, hooks)
+        _ask(cases[next_case], profiles, tallies, top_k, stats, group, hooks, on_case)
         next_case += 1
     group.rss_peak_mb = max(peak, rss_mb())
     group.wall_s = time.perf_counter() - started
@@ -214,7 +223,8 @@ def replay_group(
 
 
 def _ask(case: TestCase, profiles: dict[str, UserProfile], tallies: list[ArmTally],
-         top_k: int, stats: ItemStats, group: GroupTally, hooks: ModelHooks | None) -> None:
+         top_k: int, stats: ItemStats, group: GroupTally, hooks: ModelHooks | None,
+         on_case: CaseHook | None) -> None:
     profile = profiles.get(case.user_id) or UserProfile.new(case.user_id)
     cold = frozenset(i for i in case.relevant if stats.counts.get(i, 0) < COLD_ITEM)
     new_user = sum(n for _, n in profile.counts) <= NEW_USER_EVENTS
@@ -243,6 +253,8 @@ def _ask(case: TestCase, profiles: dict[str, UserProfile], tallies: list[ArmTall
             tally.slices["cold_item"].add(ranked, cold)
         if new_user:
             tally.slices["new_user"].add(ranked, case.relevant)
+    if on_case is not None:
+        on_case(case, profile, stats, tallies)
 
 
 class _NoBar:

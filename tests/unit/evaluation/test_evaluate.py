@@ -14,12 +14,14 @@ from stream_rec.core.events import CatalogItem, Event
 from stream_rec.core.item_stats import ItemStats
 from stream_rec.core.profile import UserProfile
 from stream_rec.core.recommender import Recommender
-from stream_rec.datasets import Dataset, TestCase, make_split
+from stream_rec.datasets import Dataset, TestCase, load_dataset, make_split
 from stream_rec.errors import ConfigError
 from stream_rec.evaluation import evaluate, evaluate_split, make_arms
 from stream_rec.evaluation.arms import ablation_arms
+from stream_rec.evaluation.replay import ArmTally, replay_group
 from stream_rec.evaluation.report import markdown, to_json
 from stream_rec.evaluation.run import CostModel, hashed_cases
+from stream_rec.evaluation.stages import split_for_stage
 
 T0_S = 1_300_000_000
 GROUPS = 5
@@ -258,3 +260,27 @@ def _tiny_split() -> tuple[object, ...]:
     dataset = _basket_world()
     split = make_split(dataset, "time-split", cut=1_300_000_000_000 + 50 * 86_400_000)
     return split, dataset.catalog, make_arms(["repeat"], ablation=False)
+
+
+def test_the_case_hook_sees_every_case_with_the_state_the_arms_answered_from(
+        movielens_dir: Path) -> None:
+    dataset = load_dataset("movielens", movielens_dir)
+    split = split_for_stage(dataset, "llamarec", "test")
+    seen: list[tuple[str, int, list[str]]] = []
+
+    def hook(case: TestCase, profile: UserProfile, stats: ItemStats,
+             tallies: list[ArmTally]) -> None:
+        again = [r.item_id for r in tallies[0].recommender.recommend(
+            profile, now_ms=case.now_ms, exclude=case.masked, allow=case.candidates)]
+        served_hit = tallies[0].per_case[-1]["recall@10"]  # what the arm just answered
+        assert served_hit == float(bool(case.relevant & set(again)))
+        seen.append((case.user_id, len(profile.recent), again))
+
+    arm = make_arms(["item-knn"])[0]
+    tallies, _ = replay_group(split, dataset.catalog, [arm], top_k=10, cases=split.cases,
+                              progress=False, on_case=hook)
+
+    assert [user for user, _, _ in seen] == [case.user_id for case in split.cases]
+    assert all(recent > 0 for _, recent, _ in seen)
+    assert tallies[0].metrics.result()["recall@10"] == 1.0  # the checkerboard world
+    assert all(ranked for _, _, ranked in seen)
