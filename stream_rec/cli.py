@@ -30,11 +30,13 @@ from stream_rec.broker.topics import ensure_topics
 from stream_rec.config import ENV_VARS, Settings
 from stream_rec.core import codec
 from stream_rec.core.router import parse_arms
+from stream_rec.datasets import load_dataset
 from stream_rec.errors import ConfigError, StreamRecError
 from stream_rec.evaluation import CostModel, evaluate
 from stream_rec.evaluation.report import to_json
 from stream_rec.local.brokers import resolve_broker
 from stream_rec.local.demo import DemoOptions, run_demo
+from stream_rec.local.verify import VerifyOptions, read_expected, run_verify
 from stream_rec.ops import BrokerOpt, dlq_app, produce, replay, watch
 
 __all__ = ["app", "main"]
@@ -156,7 +158,8 @@ def eval_command(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="The dataset's folder")],
     out: Annotated[Path, typer.Option(help="Write results.json, results.md and plots here")],
     protocol: Annotated[str | None, typer.Option(
-        help="llamarec | minionerec | time-split | sampled-100 (default: the dataset's)")]
+        help="llamarec | minionerec | time-split | sampled-100 | served (every list a "
+             "worker sends for the stream) (default: the dataset's)")]
     = None,
     arms: Annotated[str | None, typer.Option(
         help="Comma list of arms (default: all that can run here, plus ablations)")] = None,
@@ -171,16 +174,25 @@ def eval_command(
         help="USD per vCPU-hour for the $/million recs estimate")] = 0.04,
     watts_per_core: Annotated[float, typer.Option(
         help="Watts per busy core for the J/rec estimate")] = 10.0,
+    max_events: Annotated[int, typer.Option(
+        help="served protocol: stream only the dataset's first N events (0 = all)")] = 0,
+    recs_out: Annotated[Path | None, typer.Option(
+        help="Write every arm's list for every case here (JSON lines; `stream-rec verify` "
+             "compares them with a worker's)")] = None,
 ) -> None:
     """Replay a real dataset through the worker's recommender and report accuracy and cost."""
     # lazy: llama_cpp loads a native library: only eval with model arms needs it
     from stream_rec.evaluation.model_arm import model_hooks_factory
 
     names = [a.strip() for a in arms.split(",") if a.strip()] if arms else None
+    if max_events and protocol != "served":
+        raise typer.BadParameter("--max-events slices the stream of the served protocol: "
+                                 "add --protocol served")
     hooks = model_hooks_factory(names)
     results = evaluate(dataset, data_dir, protocol, names, out_dir=out,
                        limit_cases=limit_cases, case_sample=case_sample, stage=stage,
-                       model_hooks=hooks,
+                       protocol_options={"max_events": max_events} if max_events else None,
+                       recs_out=recs_out, model_hooks=hooks,
                        cost=CostModel(price_per_vcpu_hour, watts_per_core),
                        command=" ".join(["stream-rec", *sys.argv[1:]]))
     headline = results["headline"]
@@ -188,6 +200,53 @@ def eval_command(
         console.print(f"{name:24} {headline} {arm['metrics'][headline]:.4f}  "
                       f"p50 {arm['latency_ms_p50']:.3f} ms")
     console.print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+
+
+@app.command()
+def verify(
+    dataset: Annotated[str, typer.Option(help="movielens | online-retail | amazon-minionerec")],
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The dataset's folder")],
+    max_events: Annotated[int, typer.Option(
+        help="The slice: the dataset's first N events (0 = all)")] = 2000,
+    eval_recs: Annotated[Path | None, typer.Option(
+        help="Lists written by `stream-rec eval --protocol served --max-events N "
+             "--recs-out FILE` (default: run that eval here first)")] = None,
+    arm: Annotated[str, typer.Option(help="The arm the worker serves (default settings: slm)")]
+    = "slm",
+    out: Annotated[Path | None, typer.Option(
+        help="Write verify.json (and eval's lists, when run here) to this folder")] = None,
+    broker: BrokerOpt = None,
+    state_dir: Annotated[Path | None, typer.Option(
+        help="Where the broker, worker and embedder keep state and logs "
+             "[env STREAM_REC_DATA_DIR]")] = None,
+) -> None:
+    """Replay a dataset slice through a running worker over the broker, as a client, and
+    check that every recommendation equals the list `stream-rec eval` reports for it."""
+    # lazy: llama_cpp loads a native library: only the in-process eval of a model arm needs it
+    from stream_rec.evaluation.model_arm import model_hooks_factory
+
+    settings = _settings(broker=broker, data_dir=state_dir)
+    if eval_recs is None:
+        eval_recs = (out or Path(settings.data_dir) / "verify-eval") / "eval-recs.jsonl"
+        console.print(f"eval of the slice in process: {eval_recs}")
+        evaluate(dataset, data_dir, "served", [arm], out_dir=None, ablation=False,
+                 protocol_options={"max_events": max_events} if max_events else None,
+                 model_hooks=model_hooks_factory([arm]), recs_out=eval_recs, plots=False)
+    expected = read_expected(eval_recs, arm)
+    report = run_verify(settings, load_dataset(dataset, data_dir), expected,
+                        VerifyOptions(max_events=max_events), console)
+    summary = {"dataset": dataset, "max_events": max_events, "arm": arm,
+               "eval_recs": str(eval_recs),
+               "command": " ".join(["stream-rec", *sys.argv[1:]]), **report.to_dict()}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "verify.json").write_bytes(codec.dumps(summary) + b"\n")
+    console.print_json(data=summary)
+    if not report.passed:
+        console.print(f"[red]{report.compared - report.identical} of {report.compared} lists "
+                      "differ from eval's[/]: see first_mismatches and the worker's log")
+        raise typer.Exit(1)
+    console.print(f"[green]all {report.compared} lists equal eval's[/]")
 
 
 @app.command()

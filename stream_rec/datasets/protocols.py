@@ -14,7 +14,7 @@ state built from ``train_events[:at_index]``. Rank ``split.item_ids`` minus ``ca
 :class:`stream_rec.evaluation.metrics.RankingAccumulator`.
 
 Protocols (see docs in each function): ``llamarec``, ``minionerec``, ``time-split``,
-``sampled-100``.
+``sampled-100``, ``served``.
 """
 
 from __future__ import annotations
@@ -39,11 +39,14 @@ __all__ = [
     "llamarec_split",
     "minionerec_split",
     "sampled_split",
+    "served_split",
     "time_split",
 ]
 
 # Event types that count as a user-item interaction; remove_from_cart does not.
 INTERACTION_TYPES = frozenset({"purchase", "add_to_cart", "view", "rec_click"})
+# The event types a worker answers by default (Settings.trigger_types; a test pins them).
+SERVED_TRIGGER_TYPES = ("view", "add_to_cart", "purchase", "rec_request")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,8 @@ class TestCase:
     masked: frozenset[str]
     now_ms: int
     candidates: frozenset[str] | None = None
+    # the event the answer follows (the ``served`` protocol: a worker's trigger), or None
+    trigger: Event | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +262,52 @@ def sampled_split(dataset: Dataset, *, base: str | None = None, n_negatives: int
                  stats=MappingProxyType({**split.stats, "negatives": n_negatives}))
 
 
+def served_split(dataset: Dataset, *, max_events: int = 0,
+                 trigger_types: Iterable[str] = SERVED_TRIGGER_TYPES) -> Split:
+    """What a worker sends, scored: every recommendation it emits for the stream.
+
+    The first ``max_events`` events of the dataset (0 = all; a *slice*, in stream order)
+    are streamed as a client publishes them. Each event of a ``trigger_types`` type whose
+    user has a later interaction in the slice is a case, asked right after the event is
+    applied, with the event as the trigger and its time as the clock: exactly the
+    recommendation a worker sends for it (``TestCase.trigger`` carries the event; nothing
+    masked, the whole catalog ranked). The relevant items are those of the user's next
+    interaction instant (every item of their next events sharing its time).
+
+    A slice replayed through a running worker over the broker must give, trigger by
+    trigger, the lists ``stream-rec eval --protocol served --recs-out`` writes
+    (``stream-rec verify`` checks it).
+    """
+    if max_events < 0:
+        raise ConfigError(f"served: max_events must be >= 0, got {max_events}")
+    triggers = frozenset(trigger_types)
+    events = dataset.events[:max_events] if max_events else dataset.events
+    next_items: dict[int, frozenset[str]] = {}
+    ahead: dict[str, tuple[int, set[str]]] = {}  # user -> their next instant: (ts, items)
+    for index in range(len(events) - 1, -1, -1):  # backwards: each user's next instant
+        event = events[index]
+        found = ahead.get(event.user_id)
+        if event.type in triggers and found is not None:
+            next_items[index] = frozenset(found[1])
+        if event.item_id is not None and event.type in INTERACTION_TYPES:
+            if found is not None and found[0] == event.ts_ms:
+                found[1].add(event.item_id)
+            else:
+                ahead[event.user_id] = (event.ts_ms, {event.item_id})
+    cases = [TestCase(user_id=events[i].user_id, at_index=i + 1,
+                      relevant=relevant, masked=frozenset(),
+                      now_ms=events[i].ts_ms, trigger=events[i])
+             for i, relevant in sorted(next_items.items())]
+    items = _sorted_ids({item.item_id for item in dataset.catalog})
+    return Split(
+        protocol="served", train_events=tuple(events), cases=tuple(cases), item_ids=items,
+        metrics=("hr@10", "ndcg@10", "recall@10"),
+        stats=_stats(events=len(events), users=len({e.user_id for e in events}),
+                     items=len(items), triggers=sum(1 for e in events if e.type in triggers),
+                     cases=len(cases)),
+    )
+
+
 def _sample_unseen(universe: tuple[str, ...], exclude: set[str], n: int,
                    rng: random.Random) -> frozenset[str]:
     """``n`` distinct items of ``universe`` not in ``exclude`` (a subset of it), uniformly."""
@@ -337,6 +388,7 @@ PROTOCOLS: Mapping[str, Callable[..., Split]] = MappingProxyType({
     "minionerec": minionerec_split,
     "time-split": time_split,
     "sampled-100": sampled_split,
+    "served": served_split,
 })
 _BASES = frozenset(name for name in PROTOCOLS if not name.startswith("sampled"))
 

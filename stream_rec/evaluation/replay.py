@@ -3,10 +3,13 @@
 One pass over ``split.train_events`` per *state group* (arms whose item statistics and
 profiles are built by the same parameters): each event goes through
 :meth:`Recommender.observe`, its delta is folded into the group's :class:`ItemStats` at
-once (the worker publishes deltas and every replica folds them within ~100 ms; folding
-immediately is the offline approximation), and before ``train_events[case.at_index]`` every
-arm of the group is asked :meth:`Recommender.recommend` for the case's user. Arms of a group
-share the state (it would be identical) but each has its own Recommender.
+once (as the worker that owns the user does; the other replicas fold it from the
+item-deltas topic within ~100 ms), and before ``train_events[case.at_index]`` every arm of
+the group is asked :meth:`Recommender.recommend` for the case's user (with the case's
+trigger event, when it has one, as the worker passes the event it answers). Arms of a group
+share the state (it would be identical) but each has its own Recommender. With one worker
+and the events in this order, the worker's answers are these lists exactly (``served``
+protocol, ``stream-rec verify``).
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class ArmTally:
     learner: StreamLearner | None = None
     learn_ns: int = 0
     per_case: list[dict[str, float]] = field(default_factory=list)  # in case order
+    last_ranked: list[str] = field(default_factory=list)  # the list of the latest case
 
     def standard_errors(self) -> dict[str, float]:
         """Standard error of each metric's mean over the cases."""
@@ -231,8 +235,8 @@ def _ask(case: TestCase, profiles: dict[str, UserProfile], tallies: list[ArmTall
     for tally in tallies:
         c0 = time.thread_time_ns()
         w0 = time.perf_counter_ns()
-        recs = tally.recommender.recommend(profile, now_ms=case.now_ms, exclude=case.masked,
-                                           allow=case.candidates)
+        recs = tally.recommender.recommend(profile, now_ms=case.now_ms, trigger=case.trigger,
+                                           exclude=case.masked, allow=case.candidates)
         if tally.arm.rerank_top_n > 1 and len(recs) > 1:
             if hooks is None or hooks.rerank is None:
                 raise ValueError(f"arm {tally.arm.name!r} reranks: build its model hooks "
@@ -242,6 +246,7 @@ def _ask(case: TestCase, profiles: dict[str, UserProfile], tallies: list[ArmTall
         tally.cpu_ns += time.thread_time_ns() - c0
         tally.latency_ns.append(w1 - w0)
         ranked = [r.item_id for r in recs]
+        tally.last_ranked = ranked
         if len(ranked) < top_k:
             tally.short_lists += 1
         values = tally.metrics.add(ranked, case.relevant)

@@ -10,14 +10,19 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import psutil
 
+from stream_rec.config import Settings
+from stream_rec.core import codec
+from stream_rec.core.item_stats import ItemStats
 from stream_rec.core.percentiles import percentile
+from stream_rec.core.profile import UserProfile
 from stream_rec.datasets import DEFAULT_PROTOCOLS, Split, TestCase, load_dataset
 from stream_rec.errors import ConfigError
 from stream_rec.evaluation.arms import Arm, make_arms
@@ -31,6 +36,7 @@ from stream_rec.evaluation.reference import (
 )
 from stream_rec.evaluation.replay import (
     ArmTally,
+    CaseHook,
     GroupTally,
     ModelHooks,
     replay_group,
@@ -74,6 +80,7 @@ def evaluate(
     model_hooks: Callable[[Split, Sequence[Any]], ModelHooks] | None = None,
     command: str | None = None,
     plots: bool = True,
+    recs_out: Path | str | None = None,
 ) -> dict[str, Any]:
     """Replay ``dataset_name`` under ``protocol`` through each arm; return (and write) results.
 
@@ -84,12 +91,17 @@ def evaluate(
     (``case_sample="spaced"``) or the first by a hash of user and position (``"hashed"``:
     a fixed subset spread over the whole replay, the same for every arm and every run);
     ``stage="valid"`` asks validation questions instead (for tuning, see ``stages``).
+    ``recs_out`` writes every arm's list for every case there (JSON lines, see
+    :func:`evaluate_split`). The ``served`` protocol's triggers are the worker's default
+    ``Settings.trigger_types``.
     """
     protocol = protocol or DEFAULT_PROTOCOLS.get(dataset_name)
     if protocol is None:
         raise ConfigError(f"protocol: no default for dataset {dataset_name!r}; pass one of "
                           "llamarec, minionerec, time-split, sampled-100")
     options = dict(protocol_options or {})
+    if protocol == "served":
+        options.setdefault("trigger_types", Settings().trigger_types)
     loaded_at = time.perf_counter()
     dataset = load_dataset(dataset_name, Path(data_dir))
     split = split_for_stage(dataset, protocol, stage, **options)
@@ -98,9 +110,11 @@ def evaluate(
                            dataset=dataset_name, protocol=protocol)
     results = evaluate_split(split, dataset.catalog, chosen, dataset_name=dataset_name,
                              limit_cases=limit_cases, case_sample=case_sample, cost=cost,
-                             progress=progress, model_hooks=model_hooks)
+                             progress=progress, model_hooks=model_hooks,
+                             recs_out=recs_out)
     results["stage"] = stage
-    results["protocol_options"] = {k: str(v) for k, v in options.items()}
+    results["protocol_options"] = {k: str(v) if not isinstance(v, tuple) else ",".join(v)
+                                   for k, v in options.items()}
     results["load_s"] = round(load_s, 2)
     results["command"] = command if command is not None else " ".join(
         [Path(sys.argv[0]).name, *sys.argv[1:]])
@@ -121,8 +135,14 @@ def evaluate_split(
     cost: CostModel = CostModel(),
     progress: bool = True,
     model_hooks: Callable[[Split, Sequence[Any]], ModelHooks] | None = None,
+    recs_out: Path | str | None = None,
 ) -> dict[str, Any]:
-    """The replay and the results dict for an already-built split (no files written)."""
+    """The replay and the results dict for an already-built split (no other files written).
+
+    With ``recs_out``, every arm's list for every case is written there as JSON lines:
+    ``{"arm", "user_id", "trigger_event_id" (null without a trigger), "at_index", "now_ms",
+    "items", "relevant"}``, in replay order.
+    """
     if not arms:
         raise ConfigError("arms: need at least one arm to evaluate")
     if not split.metrics:
@@ -135,17 +155,24 @@ def evaluate_split(
         groups.setdefault((*arm.state_key, arm.needs_model), []).append(arm)
     tallies: dict[str, ArmTally] = {}
     group_of: dict[str, GroupTally] = {}
-    for members in groups.values():
-        hooks = None
-        if any(a.needs_model for a in members):
-            if model_hooks is None:
-                raise ConfigError("arms: a model arm needs model hooks (the language model)")
-            hooks = model_hooks(split, catalog_items)
-        arm_tallies, group = replay_group(split, catalog_items, members, top_k=top_k,
-                                          cases=cases, hooks=hooks, progress=progress)
-        for tally in arm_tallies:
-            tallies[tally.arm.name] = tally
-            group_of[tally.arm.name] = group
+    with ExitStack() as stack:
+        on_case = None
+        if recs_out is not None:
+            Path(recs_out).parent.mkdir(parents=True, exist_ok=True)
+            on_case = _list_writer(stack.enter_context(Path(recs_out).open("wb")))
+        for members in groups.values():
+            hooks = None
+            if any(a.needs_model for a in members):
+                if model_hooks is None:
+                    raise ConfigError("arms: a model arm needs model hooks (the language "
+                                      "model)")
+                hooks = model_hooks(split, catalog_items)
+            arm_tallies, group = replay_group(split, catalog_items, members, top_k=top_k,
+                                              cases=cases, hooks=hooks, progress=progress,
+                                              on_case=on_case)
+            for tally in arm_tallies:
+                tallies[tally.arm.name] = tally
+                group_of[tally.arm.name] = group
     headline = headline_metric(split.protocol, split.metrics)
     arm_results = {name: _arm_result(t, group_of[name], cost) for name, t in tallies.items()}
     key = (dataset_name, split.protocol)
@@ -180,6 +207,21 @@ def evaluate_split(
         "elapsed_s": round(time.perf_counter() - started, 2),
         "process_rss_mb_peak": round(_max_rss_mb(), 1),
     }
+
+
+def _list_writer(sink: BinaryIO) -> CaseHook:
+    """A replay hook writing each arm's list for each case as a JSON line to ``sink``."""
+
+    def write(case: TestCase, profile: UserProfile, stats: ItemStats,
+              tallies: list[ArmTally]) -> None:
+        trigger = case.trigger.event_id if case.trigger is not None else None
+        for tally in tallies:
+            sink.write(codec.dumps({
+                "arm": tally.arm.name, "user_id": case.user_id, "trigger_event_id": trigger,
+                "at_index": case.at_index, "now_ms": case.now_ms,
+                "items": tally.last_ranked, "relevant": sorted(case.relevant)}) + b"\n")
+
+    return write
 
 
 def _arm_result(t: ArmTally, group: GroupTally, cost: CostModel) -> dict[str, Any]:

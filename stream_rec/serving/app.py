@@ -196,7 +196,8 @@ class _Sender:
         sent = []
         if runtime.pending_deltas:
             batch, runtime.pending_deltas = runtime.pending_deltas, []
-            sent.append(await self.producer.send(self.topics.item_deltas, codec.dumps(batch)))
+            sent.append(await self.producer.send(self.topics.item_deltas, codec.dumps(batch),
+                                                 runtime.deltas_key))
         runtime.last_delta_flush = time.monotonic()
         return sent
 

@@ -209,6 +209,10 @@ class EventHandler(_DeadLettering):
             state.changed = True
             metrics.events.labels(event.type).inc()
             if obs.delta is not None:
+                # folded here at once (this worker's next event sees it, as in `stream-rec
+                # eval`) and published for the other replicas; this worker skips its own
+                # records when they come back (ReplicatedState.own_deltas_key)
+                runtime.recommender.stats.learn_one(obs.delta)
                 runtime.pending_deltas.append(obs.delta.to_list())
         else:
             metrics.duplicates.inc()

@@ -43,6 +43,7 @@ class ReplicatedState:
         on_item: Callable[[CatalogItem, bool], None] | None = None,
         on_delta: Callable[[], None] | None = None,
         folds: Mapping[str, Callable[[bytes], None]] | None = None,
+        own_deltas_key: bytes | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.catalog_topic = catalog_topic
@@ -53,6 +54,9 @@ class ReplicatedState:
         self.on_item = on_item
         self.on_delta = on_delta
         self.folds = dict(folds or {})  # more whole topics: topic -> fold(value)
+        # item-delta records with this key are this process's own, folded when it made them
+        self.own_deltas_key = own_deltas_key
+        self.own_delta_records = 0
         self.caught_up = asyncio.Event()
         self.bad_records = 0
         self._stopping = False
@@ -72,7 +76,7 @@ class ReplicatedState:
                 batches = await consumer.getmany(timeout_ms=200, max_records=2000)
                 for tp, records in batches.items():
                     for record in records:
-                        self._fold(tp.topic, record.value)
+                        self.fold(tp.topic, record.value, record.key)
                     if records:
                         self._next[tp] = records[-1].offset + 1
                 if not self.caught_up.is_set():
@@ -104,7 +108,10 @@ class ReplicatedState:
         if all(self._next.get(tp, 0) >= end for tp, end in ends.items()):
             self.caught_up.set()
 
-    def _fold(self, topic: str, value: bytes | None) -> None:
+    def fold(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
+        """One record of a followed topic; never raises on bad input (the record is
+        skipped, counted in :attr:`bad_records`). Item deltas under :attr:`own_deltas_key`
+        are skipped: this process folded them when it made them."""
         if value is None:
             return
         fold = self.folds.get(topic)
@@ -121,6 +128,9 @@ class ReplicatedState:
             changed = self.catalog.upsert(item)
             if self.on_item is not None:
                 self.on_item(item, changed)
+            return
+        if key is not None and key == self.own_deltas_key:
+            self.own_delta_records += 1
             return
         try:
             rows = codec.loads(value)

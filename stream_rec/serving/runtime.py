@@ -64,6 +64,10 @@ class WorkerRuntime:
     # the ranker's parameters shared with every replica (the ranker topic)
     ranker_sharing: RankerSharing | None = None
     last_delta_flush: float = field(default_factory=time.monotonic)
+    #: the key of this process's item-delta records: it folds its own deltas as it makes
+    #: them and skips these records when it reads the topic back (a restart gets a new key,
+    #: so it folds what its previous run published)
+    deltas_key: bytes = field(default_factory=lambda: uuid.uuid4().hex.encode())
 
     @property
     def model_name(self) -> str:
@@ -133,6 +137,7 @@ def build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
         deltas_topic=settings.topics.item_deltas, catalog=catalog, stats=stats,
         client_kwargs=client_security_kwargs(settings),
         on_delta=metrics.deltas.inc,
+        own_deltas_key=runtime.deltas_key,
         on_item=model.on_item if model is not None else None,
         folds=folds,
     )

@@ -330,3 +330,40 @@ def test_every_protocol_replays_on_its_tiny_sample(name: str, folder: str,
 def test_unknown_protocol_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="time-split"):
         make_split(_world([("u", "a", 1)]), "leave-one-out")
+
+
+# --- served: every list a worker sends --------------------------------------------------
+
+def test_served_asks_after_every_trigger_with_the_users_next_instant_as_relevant() -> None:
+    world = _world([("u1", "a", 0), ("u2", "b", 1), ("u1", "c", 2), ("u1", "d", 2),
+                    ("u1", "e", 3), ("u2", "f", 4)])
+
+    split = make_split(world, "served")
+
+    by_trigger = {c.trigger.event_id: c for c in split.cases if c.trigger is not None}
+    events = {e.event_id: e for e in split.train_events}
+    assert len(by_trigger) == len(split.cases) == 4  # each user's last event: no next
+    first = by_trigger["e0"]  # u1 bought a on day 0; next instant: c and d on day 2
+    assert first.relevant == {"c", "d"} and first.at_index == 1
+    assert first.now_ms == events["e0"].ts_ms and first.masked == frozenset()
+    assert by_trigger["e2"].relevant == {"d"}  # inside the day-2 basket: the rest of it
+    assert by_trigger["e3"].relevant == {"e"}
+    assert by_trigger["e1"].relevant == {"f"}  # u2: day 1 → day 4
+
+
+def test_served_max_events_is_a_slice_of_the_stream_in_order() -> None:
+    world = _world([("u1", "a", 0), ("u1", "b", 1), ("u1", "c", 2), ("u1", "d", 3)])
+
+    split = make_split(world, "served", max_events=3)
+
+    assert [e.item_id for e in split.train_events] == ["a", "b", "c"]
+    assert [c.relevant for c in split.cases] == [{"b"}, {"c"}]  # d is beyond the slice
+    with pytest.raises(ConfigError, match="max_events"):
+        make_split(world, "served", max_events=-1)
+
+
+def test_served_triggers_are_the_workers_default_trigger_types() -> None:
+    from stream_rec.config import Settings
+    from stream_rec.datasets.protocols import SERVED_TRIGGER_TYPES
+
+    assert tuple(Settings().trigger_types) == SERVED_TRIGGER_TYPES

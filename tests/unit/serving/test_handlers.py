@@ -14,7 +14,6 @@ import pytest
 from stream_rec.config import Settings
 from stream_rec.core import codec
 from stream_rec.core.events import CatalogItem, parse_recommendation
-from stream_rec.core.item_stats import ItemDelta
 from stream_rec.core.recommender import rec_id_for
 from stream_rec.serving.handlers import EventHandler, LlmRecHandler, Outputs
 from stream_rec.serving.runtime import WorkerRuntime, build_runtime
@@ -48,11 +47,6 @@ def _event(event_id: str, user: str = "u1", item: str = "i1", kind: str = "view"
                         "item_id": item, "ts_ms": ts_ms})
 
 
-def _fold_deltas(runtime: WorkerRuntime) -> None:
-    """What the replicated item-deltas topic does for every worker."""
-    runtime.recommender.stats.learn_many(ItemDelta.from_list(row)
-                                         for row in runtime.pending_deltas)
-    runtime.pending_deltas.clear()
 
 
 def _handle(handler: EventHandler | LlmRecHandler, record: Record) -> Outputs:
@@ -69,7 +63,6 @@ def test_a_trigger_event_updates_state_and_yields_one_recommendation() -> None:
     [rec] = out.recs
     assert rec.rec_id == rec_id_for("u1", "e1")
     assert rec.user_id == "u1" and rec.trigger_event_id == "e1" and rec.arm == "slm"
-    assert "i1" not in [item.item_id for item in rec.items]  # just viewed: not recommended
     profile = codec.loads(users["u1"])
     assert profile["user_id"] == "u1"
     assert len(runtime.pending_deltas) == 1  # the item-statistics delta of the view
@@ -149,7 +142,6 @@ def test_a_user_on_an_llm_arm_gets_a_rerank_request_and_no_recommendation_yet() 
     for offset, user in enumerate(["u2", "u3", "u4"]):  # other users make items popular
         _handle(handler, Record(user.encode(), _event(f"x{offset}", user=user,
                                                       item=f"i{offset + 2}"), offset=offset))
-    _fold_deltas(runtime)
 
     produced_now = time.time()  # the LLM arm's budget runs from the record's timestamp
     out = _handle(handler, Record(b"u1", _event("e2", item="i1"), offset=9,
@@ -200,6 +192,21 @@ def _mixed_stream() -> list[Record]:
     records.insert(5, Record(b"u9", b"{", offset=99))
     records.append(records[0])  # redelivered inside the batch
     return records
+
+
+def test_the_worker_folds_its_own_item_deltas_before_answering_the_next_event() -> None:
+    runtime, users = _runtime(), {}
+    handler = EventHandler(runtime, users, clock_ms=lambda: NOW_MS)
+    stats = runtime.recommender.stats
+
+    _handle(handler, Record(b"u2", _event("x1", user="u2", item="i3"), offset=0))
+    folded = stats.counts.get("i3", 0)
+    out = _handle(handler, Record(b"u1", _event("e1", user="u1", item="i1"), offset=1))
+
+    assert folded == 1  # at once, as `stream-rec eval` folds it: not after the topic's trip
+    # and both still go to the other replicas
+    assert [row[0] for row in runtime.pending_deltas] == ["i3", "i1"]
+    assert "i3" in [item.item_id for item in out.recs[0].items]  # u2's view already counts
 
 
 def test_a_batch_gives_the_same_state_and_recs_as_one_event_at_a_time() -> None:
