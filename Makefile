@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 OUT    ?= out
 SHARED ?= ../shared/data
 
-.PHONY: help install browser run test test-fast lint lock bench bench-model eval tune-vectors chaos soak kafka-jars console-screenshot clean
+.PHONY: help install browser run test test-fast lint lock bench bench-model eval verify tune-vectors chaos soak kafka-jars console-screenshot clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-11s %s\n", $$1, $$2}'
@@ -64,6 +64,11 @@ eval: install ## replay evaluation on the real datasets in $(SHARED), reports in
 	$(BIN)/stream-rec eval --dataset movielens --data-dir $(SHARED)/movielens-latest-small --protocol llamarec --out $(OUT)/eval-movielens
 	$(BIN)/stream-rec eval --dataset online-retail --data-dir $(SHARED)/online-retail --protocol time-split --out $(OUT)/eval-online-retail
 	$(BIN)/stream-rec eval --dataset amazon-minionerec --data-dir $(SHARED)/amazon18-industrial-scientific-minionerec --protocol minionerec --out $(OUT)/eval-amazon
+
+verify: install kafka-jars ## black-box check: real-data slices through a worker over Tansu and Kafka = eval's lists (docs/accuracy.md)
+	$(BIN)/stream-rec verify --dataset online-retail --data-dir $(SHARED)/online-retail --max-events 5000 --out $(OUT)/verify-online-retail-tansu
+	$(BIN)/stream-rec verify --dataset amazon-minionerec --data-dir $(SHARED)/amazon18-industrial-scientific-minionerec --max-events 5000 --broker kafka --out $(OUT)/verify-industrial-kafka
+	$(BIN)/stream-rec verify --dataset movielens --data-dir $(SHARED)/movielens-latest-small --max-events 3000 --out $(OUT)/verify-movielens-tansu
 
 tune-vectors: install ## item text vectors compared on the validation stages (docs/model.md), ~45 min
 	nice -n 10 $(BIN)/python bench/compare_item_vectors.py --data-dir $(SHARED) --out $(OUT)/item-vectors --sweep-projection

@@ -214,7 +214,8 @@ def verify(
     arm: Annotated[str, typer.Option(help="The arm the worker serves (default settings: slm)")]
     = "slm",
     out: Annotated[Path | None, typer.Option(
-        help="Write verify.json (and eval's lists, when run here) to this folder")] = None,
+        help="Write verify.json, the worker's lists (worker-recs.jsonl) and, when eval runs "
+             "here, its lists (eval-recs.jsonl) to this folder")] = None,
     broker: BrokerOpt = None,
     state_dir: Annotated[Path | None, typer.Option(
         help="Where the broker, worker and embedder keep state and logs "
@@ -241,6 +242,9 @@ def verify(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "verify.json").write_bytes(codec.dumps(summary) + b"\n")
+        (out / "worker-recs.jsonl").write_bytes(b"".join(
+            codec.dumps({"trigger_event_id": trigger, "items": items}) + b"\n"
+            for trigger, items in report.answers.items()))
     console.print_json(data=summary)
     if not report.passed:
         console.print(f"[red]{report.compared - report.identical} of {report.compared} lists "

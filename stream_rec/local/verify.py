@@ -89,6 +89,7 @@ class VerifyReport:
     eval_metrics: dict[str, float] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    answers: dict[str, list[str]] = field(default_factory=dict)  # the worker's lists
 
     @property
     def passed(self) -> bool:
@@ -161,6 +162,7 @@ def run_verify(settings: Settings, dataset: Dataset, expected: Mapping[str, Expe
         report = VerifyReport()
         answers = asyncio.run(_send_one_at_a_time(target.bootstrap, settings, client, events,
                                                   options, console, report))
+    report.answers = answers
     _compare(report, answers, expected, options)
     return report
 

@@ -38,10 +38,12 @@ class TextEmbedder(Protocol):
 class EmbeddingCache:
     """Text → vector cache in a RocksDB directory, namespaced by model.
 
-    Key: the model key (first 16 hex digits of the model file's sha256) + sha1 of the text;
-    value: the vector's raw bytes (float16 by default: 1.3 kB for 640 dimensions). RocksDB
-    options are set explicitly (8 MiB block cache, 2 x 4 MiB write buffers) because the
-    defaults reserve gigabytes.
+    Key: the model key (first 16 hex digits of the model file's sha256), the storage type
+    and sha1 of the text; value: the vector's raw bytes (float32 by default, 2.6 kB for 640
+    dimensions: a cached vector is the model's exactly, so an embedder that restarts or meets
+    a duplicate title publishes what a fresh run and ``stream-rec eval`` compute; float16
+    halves the size and rounds). RocksDB options are set explicitly (8 MiB block cache,
+    2 x 4 MiB write buffers) because the defaults reserve gigabytes.
     """
 
     def __init__(
@@ -49,7 +51,7 @@ class EmbeddingCache:
         directory: Path,
         *,
         model_key: str,
-        dtype: type[np.floating] = np.float16,
+        dtype: type[np.floating] = np.float32,
         block_cache_mb: int = 8,
         write_buffer_mb: int = 4,
     ) -> None:
@@ -58,8 +60,8 @@ class EmbeddingCache:
             raise ModelError(f"model_key must be a hex digest prefix, got {model_key!r}")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._prefix = model_key[:16].encode("ascii")
         self._dtype = np.dtype(dtype)
+        self._prefix = model_key[:16].encode("ascii") + self._dtype.str.encode("ascii")
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
         table = BlockBasedOptions()

@@ -51,7 +51,7 @@ def test_second_embedding_of_the_same_texts_calls_the_model_zero_times(tmp_path:
     assert calls == 1 and embedder.calls == 1
     assert len(embedder.texts) == 3  # the duplicate title was embedded once
     for item_id, vec in first.items():
-        np.testing.assert_allclose(second[item_id], vec, atol=1e-3)  # float16 storage
+        np.testing.assert_array_equal(second[item_id], vec)  # float32: the model's exactly
 
 
 def test_cache_survives_reopening_the_directory(tmp_path: Path) -> None:
@@ -72,9 +72,21 @@ def test_cache_keys_are_namespaced_by_model(tmp_path: Path) -> None:
         assert cache.get_many([ITEMS[0][1]]) == [None]
 
 
-def test_cache_can_store_float32_exactly(tmp_path: Path) -> None:
+def test_a_float16_cache_rounds_and_never_reads_float32_entries(tmp_path: Path) -> None:
     vec = _vec("x")[None, :]
-    with EmbeddingCache(tmp_path / "emb", model_key="e" * 16, dtype=np.float32) as cache:
+    with EmbeddingCache(tmp_path / "emb", model_key="e" * 16) as cache:
+        cache.put_many(["x"], vec)
+    with EmbeddingCache(tmp_path / "emb", model_key="e" * 16, dtype=np.float16) as cache:
+        assert cache.get_many(["x"]) == [None]  # another storage type: another key
+        cache.put_many(["x"], vec)
+        [half] = cache.get_many(["x"])
+    assert half is not None
+    np.testing.assert_allclose(half, vec[0], atol=1e-3)
+
+
+def test_cache_stores_float32_exactly(tmp_path: Path) -> None:
+    vec = _vec("x")[None, :]
+    with EmbeddingCache(tmp_path / "emb", model_key="e" * 16) as cache:
         cache.put_many(["x"], vec)
         got = cache.get_many(["x", "y"])
     assert got[1] is None
