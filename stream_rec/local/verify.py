@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import math
 import shutil
 import time
@@ -107,9 +108,11 @@ class VerifyReport:
 
 
 def read_expected(path: Path, arm: str = "slm") -> dict[str, ExpectedList]:
-    """The lists of ``arm`` in a ``stream-rec eval --recs-out`` file, by trigger event id."""
+    """The lists of ``arm`` in a ``stream-rec eval --recs-out`` file (or its gzip), by
+    trigger event id."""
     found: dict[str, ExpectedList] = {}
-    with path.open("rb") as lines:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as lines:
         for number, line in enumerate(lines, start=1):
             row = codec.loads(line)
             if row.get("arm") != arm:
