@@ -36,7 +36,13 @@ from stream_rec.evaluation import CostModel, evaluate
 from stream_rec.evaluation.report import to_json
 from stream_rec.local.brokers import resolve_broker
 from stream_rec.local.demo import DemoOptions, run_demo
-from stream_rec.local.verify import VerifyOptions, read_expected, run_verify
+from stream_rec.local.verify import (
+    VerifyOptions,
+    compare_lists,
+    read_expected,
+    read_worker_lists,
+    run_verify,
+)
 from stream_rec.ops import BrokerOpt, dlq_app, produce, replay, watch
 
 __all__ = ["app", "main"]
@@ -213,6 +219,9 @@ def verify(
              "--recs-out FILE` (default: run that eval here first)")] = None,
     arm: Annotated[str, typer.Option(help="The arm the worker serves (default settings: slm)")]
     = "slm",
+    worker_recs: Annotated[Path | None, typer.Option(
+        help="Compare only: a worker's lists from `stream-rec replay --in-order --recs-out` "
+             "(no broker or worker started)")] = None,
     out: Annotated[Path | None, typer.Option(
         help="Write verify.json, the worker's lists (worker-recs.jsonl) and, when eval runs "
              "here, its lists (eval-recs.jsonl) to this folder")] = None,
@@ -234,8 +243,11 @@ def verify(
                  protocol_options={"max_events": max_events} if max_events else None,
                  model_hooks=model_hooks_factory([arm]), recs_out=eval_recs, plots=False)
     expected = read_expected(eval_recs, arm)
-    report = run_verify(settings, load_dataset(dataset, data_dir), expected,
-                        VerifyOptions(max_events=max_events), console)
+    if worker_recs is not None:
+        report = compare_lists(read_worker_lists(worker_recs), expected)
+    else:
+        report = run_verify(settings, load_dataset(dataset, data_dir), expected,
+                            VerifyOptions(max_events=max_events), console)
     summary = {"dataset": dataset, "max_events": max_events, "arm": arm,
                "eval_recs": str(eval_recs),
                "command": " ".join(["stream-rec", *sys.argv[1:]]), **report.to_dict()}

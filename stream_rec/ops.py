@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from stream_rec.broker.in_order import send_in_order
 from stream_rec.broker.publisher import catalog_records, event_records, publish
 from stream_rec.broker.security import client_security_kwargs
 from stream_rec.broker.tail import TopicRecord, follow, last_records
@@ -105,9 +106,21 @@ def replay(
     rate: Annotated[float, typer.Option(help="Events per second (0 = as fast as possible)")]
     = 0.0,
     catalog: Annotated[bool, typer.Option(help="Publish the catalog first")] = True,
+    in_order: Annotated[bool, typer.Option(
+        "--in-order", help="Send each event once the worker has answered the previous "
+                           "trigger (a worker then applies them in exactly this order; "
+                           "--rate is ignored)")] = False,
+    recs_out: Annotated[Path | None, typer.Option(
+        help="With --in-order: write each trigger's list here (JSON lines, for "
+             "`stream-rec verify --worker-recs`)")] = None,
+    answer_timeout: Annotated[float, typer.Option(
+        help="With --in-order: seconds to wait for one trigger's answer")] = 60.0,
     broker: BrokerOpt = None,
 ) -> None:
     """Publish a real dataset's catalog and events, in time order."""
+    if recs_out is not None and not in_order:
+        raise typer.BadParameter("--recs-out needs --in-order (answers are matched to the "
+                                 "events sent one at a time)")
 
     settings = Settings.from_env(broker=broker)
     external_bootstrap(settings)
@@ -124,8 +137,23 @@ def replay(
             _publish(settings, settings.topics.catalog, catalog_records(data.catalog), 0.0,
                      on_sent=lambda n: bar.update(task, completed=n))
         task = bar.add_task("events ", total=len(events))
-        _publish(settings, settings.topics.events, event_records(events), rate,
-                 on_sent=lambda n: bar.update(task, completed=n))
+        if not in_order:
+            _publish(settings, settings.topics.events, event_records(events), rate,
+                     on_sent=lambda n: bar.update(task, completed=n))
+            return
+        sent = asyncio.run(send_in_order(
+            external_bootstrap(settings), settings.topics, events, settings.trigger_types,
+            client_kwargs=client_security_kwargs(settings), answer_timeout_s=answer_timeout,
+            on_sent=lambda n: bar.update(task, completed=n)))
+    err.print(f"sent {sent.events_sent} events in order in {sent.elapsed_s:.1f} s: "
+              f"{sent.recs} recommendations, {sent.dead_letters} dead letters "
+              f"({', '.join(sorted(sent.models)) or 'no model'})")
+    if recs_out is not None:
+        recs_out.parent.mkdir(parents=True, exist_ok=True)
+        recs_out.write_bytes(b"".join(
+            codec.dumps({"trigger_event_id": trigger, "items": items}) + b"\n"
+            for trigger, items in sent.answers.items()))
+        err.print(f"wrote {len(sent.answers)} lists to {recs_out}")
 
 
 def _publish(settings: Settings, topic: str, records: Iterable[tuple[bytes | None, bytes]],

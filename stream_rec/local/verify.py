@@ -21,11 +21,9 @@ order whatever partition each user hashes to.
 from __future__ import annotations
 
 import asyncio
-import base64
 import gzip
 import math
 import shutil
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -33,10 +31,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from stream_rec.broker.in_order import send_in_order
 from stream_rec.broker.publisher import catalog_records, publish
 from stream_rec.broker.security import client_security_kwargs
 from stream_rec.broker.topics import ensure_topics
@@ -49,7 +47,8 @@ from stream_rec.evaluation.metrics import RankingAccumulator
 from stream_rec.local.brokers import resolve_broker
 from stream_rec.local.processes import WorkerProcess, needs_embedder
 
-__all__ = ["ExpectedList", "VerifyOptions", "VerifyReport", "read_expected", "run_verify"]
+__all__ = ["ExpectedList", "VerifyOptions", "VerifyReport", "compare_lists", "read_expected",
+           "read_worker_lists", "run_verify"]
 
 _METRICS = ("hr@10", "ndcg@10", "recall@10")
 
@@ -175,71 +174,35 @@ async def _send_one_at_a_time(bootstrap: str, settings: Settings, client: dict[s
                               console: Console, report: VerifyReport) -> dict[str, list[str]]:
     """Send ``events`` in order, waiting for each trigger's answer; the worker's lists by
     trigger event id (an empty list for a dead-lettered trigger)."""
-    answers: dict[str, list[str]] = {}
-    models: set[str] = set()
-    consumer = AIOKafkaConsumer(settings.topics.recs, settings.topics.dlq,
-                                bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=20, **client)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, **client)
-    await consumer.start()
-    await producer.start()
-    started = time.monotonic()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    try:
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("events, one trigger at a time", total=len(events))
-            for event in events:
-                await producer.send_and_wait(settings.topics.events,
-                                             codec.dumps(event.to_dict()),
-                                             key=event.user_id.encode())
-                report.events_sent += 1
-                if event.type in settings.trigger_types:
-                    report.triggers += 1
-                    await _await_answer(consumer, settings, event.event_id, answers, models,
-                                        report, options.answer_timeout_s)
-                progress.update(task, completed=report.events_sent)
-    finally:
-        await producer.stop()
-        await consumer.stop()
-    report.elapsed_s = time.monotonic() - started
-    report.models = sorted(models)
-    return answers
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("events, one trigger at a time", total=len(events))
+        sent = await send_in_order(bootstrap, settings.topics, events, settings.trigger_types,
+                                   client_kwargs=client,
+                                   answer_timeout_s=options.answer_timeout_s,
+                                   on_sent=lambda n: progress.update(task, completed=n))
+    report.events_sent, report.triggers = sent.events_sent, sent.triggers
+    report.recs, report.dead_letters = sent.recs, sent.dead_letters
+    report.models, report.elapsed_s = sorted(sent.models), sent.elapsed_s
+    return sent.answers
 
 
-async def _await_answer(consumer: AIOKafkaConsumer, settings: Settings, event_id: str,
-                        answers: dict[str, list[str]], models: set[str],
-                        report: VerifyReport, timeout_s: float) -> None:
-    """Read the recs and dead-letter topics until the answer to ``event_id`` is there."""
-    deadline = time.monotonic() + timeout_s
-    while event_id not in answers:
-        if time.monotonic() > deadline:
-            raise StreamRecError(f"no recommendation or dead letter for trigger {event_id!r} "
-                                 f"within {timeout_s:g} s: see the worker's log")
-        batches = await consumer.getmany(timeout_ms=100)
-        for tp, messages in batches.items():
-            for message in messages:
-                if tp.topic == settings.topics.dlq:
-                    report.dead_letters += 1
-                    original = codec.loads(message.value).get("original_b64", "")
-                    answers.setdefault(_dead_event_id(original), [])
-                    continue
-                rec = codec.loads(message.value)
-                trigger = rec.get("trigger_event_id")
-                if trigger in answers:
-                    continue  # a redelivery's copy
-                report.recs += 1
-                models.add(f"{rec.get('arm')}/{rec.get('model')}")
-                answers[trigger] = [item["item_id"] for item in rec["items"]]
+def read_worker_lists(path: Path) -> dict[str, list[str]]:
+    """A worker's lists by trigger event id, as ``stream-rec replay --in-order --recs-out``
+    (or ``verify --out``'s ``worker-recs.jsonl``) writes them (or their gzip)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as lines:
+        rows = [codec.loads(line) for line in lines if line.strip()]
+    return {row["trigger_event_id"]: list(row["items"]) for row in rows}
 
 
-def _dead_event_id(original_b64: str) -> str:
-    """The event id inside a dead letter's original bytes ("" when unreadable)."""
-    try:
-        doc = codec.loads(base64.b64decode(original_b64))
-        return str(doc.get("event_id", "")) if isinstance(doc, dict) else ""
-    except (ValueError, codec.DecodeError):
-        return ""
+def compare_lists(answers: Mapping[str, list[str]], expected: Mapping[str, ExpectedList],
+                  options: VerifyOptions = VerifyOptions()) -> VerifyReport:
+    """Compare a worker's lists, collected elsewhere, with eval's (no processes started)."""
+    report = VerifyReport(answers=dict(answers), recs=len(answers))
+    _compare(report, answers, expected, options)
+    return report
 
 
 def _compare(report: VerifyReport, answers: Mapping[str, list[str]],

@@ -4,7 +4,10 @@
 User state is partitioned (each worker owns some users); item state is shared. Every
 worker reads *all* partitions of the compacted catalog topic and of the item-deltas topic
 with a plain consumer (no group), from the beginning, so all replicas converge on the
-same catalog and the same item statistics whatever partitions they own.
+same catalog and the same item statistics whatever partitions they own. A worker folds the
+deltas of its own events when it applies them (its next event sees them, as in ``stream-rec
+eval``) and skips its own records here, recognised by their key (``own_deltas_key``, new
+for every process, so a restarted worker folds what its previous run published).
 """
 
 from __future__ import annotations
