@@ -13,13 +13,16 @@ order, whatever the partitions: what ``stream-rec verify`` and ``stream-rec repl
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from stream_rec.config import Topics
 from stream_rec.core import codec
@@ -28,9 +31,12 @@ from stream_rec.errors import BrokerError
 
 __all__ = ["InOrderResult", "send_in_order"]
 
+log = logging.getLogger(__name__)
+
 # recommendations stamped this long before the event was sent still count (the worker's
 # clock may be a little behind the client's)
 _CLOCK_SKEW_MS = 5_000
+_METADATA_WAIT_S = 20.0
 
 
 @dataclass
@@ -86,13 +92,21 @@ async def send_in_order(bootstrap: str, topics: Topics, events: Sequence[Event],
 async def _from_the_end(consumer: AIOKafkaConsumer, names: Sequence[str]) -> None:
     """Assign every partition of ``names`` at its current end: only answers to what this
     client sends are read."""
-    await consumer.topics()  # fetches the cluster's metadata
-    partitions = [TopicPartition(name, p) for name in names
-                  for p in sorted(consumer.partitions_for_topic(name) or ())]
-    missing = set(names) - {tp.topic for tp in partitions}
-    if missing:
-        raise BrokerError(f"topics {sorted(missing)} do not exist: start a worker (it creates "
-                          "them) or run `stream-rec topics`")
+    deadline = time.monotonic() + _METADATA_WAIT_S
+    while True:  # a topic created just now may take a moment to show in the metadata
+        try:  # as ReplicatedState does: the consumer's own view of the cluster
+            await consumer._client.force_metadata_update()
+        except KafkaError as exc:
+            log.warning("metadata refresh failed: %s", exc)
+        partitions = [TopicPartition(name, p) for name in names
+                      for p in sorted(consumer.partitions_for_topic(name) or ())]
+        missing = set(names) - {tp.topic for tp in partitions}
+        if not missing:
+            break
+        if time.monotonic() > deadline:
+            raise BrokerError(f"topics {sorted(missing)} do not exist: start a worker (it "
+                              "creates them) or run `stream-rec topics`")
+        await asyncio.sleep(0.2)
     consumer.assign(partitions)
     for tp, end in (await consumer.end_offsets(partitions)).items():
         consumer.seek(tp, end)
