@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
+from stream_rec.config import Settings
 from stream_rec.core.events import Event
 from stream_rec.datasets.dataset import Dataset
 from stream_rec.errors import ConfigError, DatasetError
@@ -45,8 +46,6 @@ __all__ = [
 
 # Event types that count as a user-item interaction; remove_from_cart does not.
 INTERACTION_TYPES = frozenset({"purchase", "add_to_cart", "view", "rec_click"})
-# The event types a worker answers by default (Settings.trigger_types; a test pins them).
-SERVED_TRIGGER_TYPES = ("view", "add_to_cart", "purchase", "rec_request")
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +262,7 @@ def sampled_split(dataset: Dataset, *, base: str | None = None, n_negatives: int
 
 
 def served_split(dataset: Dataset, *, max_events: int = 0,
-                 trigger_types: Iterable[str] = SERVED_TRIGGER_TYPES) -> Split:
+                 trigger_types: Iterable[str] | None = None) -> Split:
     """What a worker sends, scored: every recommendation it emits for the stream.
 
     The first ``max_events`` events of the dataset (0 = all; a *slice*, in stream order)
@@ -280,7 +279,8 @@ def served_split(dataset: Dataset, *, max_events: int = 0,
     """
     if max_events < 0:
         raise ConfigError(f"served: max_events must be >= 0, got {max_events}")
-    triggers = frozenset(trigger_types)
+    # default: what a worker with default settings answers
+    triggers = frozenset(Settings().trigger_types if trigger_types is None else trigger_types)
     events = dataset.events[:max_events] if max_events else dataset.events
     next_items: dict[int, frozenset[str]] = {}
     ahead: dict[str, tuple[int, set[str]]] = {}  # user -> their next instant: (ts, items)

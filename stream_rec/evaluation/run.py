@@ -18,7 +18,6 @@ from typing import Any, BinaryIO
 
 import psutil
 
-from stream_rec.config import Settings
 from stream_rec.core import codec
 from stream_rec.core.item_stats import ItemStats
 from stream_rec.core.percentiles import percentile
@@ -92,16 +91,13 @@ def evaluate(
     a fixed subset spread over the whole replay, the same for every arm and every run);
     ``stage="valid"`` asks validation questions instead (for tuning, see ``stages``).
     ``recs_out`` writes every arm's list for every case there (JSON lines, see
-    :func:`evaluate_split`). The ``served`` protocol's triggers are the worker's default
-    ``Settings.trigger_types``.
+    :func:`evaluate_split`).
     """
     protocol = protocol or DEFAULT_PROTOCOLS.get(dataset_name)
     if protocol is None:
         raise ConfigError(f"protocol: no default for dataset {dataset_name!r}; pass one of "
                           "llamarec, minionerec, time-split, sampled-100")
     options = dict(protocol_options or {})
-    if protocol == "served":
-        options.setdefault("trigger_types", Settings().trigger_types)
     loaded_at = time.perf_counter()
     dataset = load_dataset(dataset_name, Path(data_dir))
     split = split_for_stage(dataset, protocol, stage, **options)
@@ -113,8 +109,7 @@ def evaluate(
                              progress=progress, model_hooks=model_hooks,
                              recs_out=recs_out)
     results["stage"] = stage
-    results["protocol_options"] = {k: str(v) if not isinstance(v, tuple) else ",".join(v)
-                                   for k, v in options.items()}
+    results["protocol_options"] = {k: str(v) for k, v in options.items()}
     results["load_s"] = round(load_s, 2)
     results["command"] = command if command is not None else " ".join(
         [Path(sys.argv[0]).name, *sys.argv[1:]])

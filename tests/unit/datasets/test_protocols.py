@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -364,6 +365,13 @@ def test_served_max_events_is_a_slice_of_the_stream_in_order() -> None:
 
 def test_served_triggers_are_the_workers_default_trigger_types() -> None:
     from stream_rec.config import Settings
-    from stream_rec.datasets.protocols import SERVED_TRIGGER_TYPES
 
-    assert tuple(Settings().trigger_types) == SERVED_TRIGGER_TYPES
+    world = _world([("u1", "a", 0), ("u1", "b", 1), ("u1", "c", 2)])
+    clicked = Dataset(world.name, world.catalog, (
+        world.events[0], replace(world.events[1], type="rec_click"), world.events[2]))
+
+    split = make_split(clicked, "served")
+
+    assert "rec_click" not in Settings().trigger_types  # a worker does not answer clicks
+    assert [c.trigger.event_id for c in split.cases if c.trigger] == ["e0"]
+    assert split.cases[0].relevant == {"b"}  # the click is still the next interaction
