@@ -34,7 +34,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from stream_rec.broker.in_order import send_in_order
+from stream_rec.broker.in_order import InOrderResult, send_in_order
 from stream_rec.broker.publisher import catalog_records, publish
 from stream_rec.broker.security import client_security_kwargs
 from stream_rec.broker.topics import ensure_topics
@@ -161,31 +161,28 @@ def run_verify(settings: Settings, dataset: Dataset, expected: Mapping[str, Expe
         stack.callback(worker.stop)
         took = worker.wait_ready(timeout_s=options.ready_timeout_s)
         console.print(f"worker pid {worker.pid} ready in {took:.1f} s (log: {worker.log_path})")
-        report = VerifyReport()
-        answers = asyncio.run(_send_one_at_a_time(target.bootstrap, settings, client, events,
-                                                  options, console, report))
-    report.answers = answers
-    _compare(report, answers, expected, options)
+        sent = asyncio.run(_send_one_at_a_time(target.bootstrap, settings, client, events,
+                                               options, console))
+    report = VerifyReport(events_sent=sent.events_sent, triggers=sent.triggers,
+                          recs=sent.recs, dead_letters=sent.dead_letters,
+                          models=sorted(sent.models), elapsed_s=sent.elapsed_s,
+                          answers=sent.answers)
+    _compare(report, expected, options)
     return report
 
 
 async def _send_one_at_a_time(bootstrap: str, settings: Settings, client: dict[str, Any],
                               events: Sequence[Event], options: VerifyOptions,
-                              console: Console, report: VerifyReport) -> dict[str, list[str]]:
-    """Send ``events`` in order, waiting for each trigger's answer; the worker's lists by
-    trigger event id (an empty list for a dead-lettered trigger)."""
+                              console: Console) -> InOrderResult:
+    """Send ``events`` in order, waiting for each trigger's answer, with a progress bar."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("events, one trigger at a time", total=len(events))
-        sent = await send_in_order(bootstrap, settings.topics, events, settings.trigger_types,
+        return await send_in_order(bootstrap, settings.topics, events, settings.trigger_types,
                                    client_kwargs=client,
                                    answer_timeout_s=options.answer_timeout_s,
                                    on_sent=lambda n: progress.update(task, completed=n))
-    report.events_sent, report.triggers = sent.events_sent, sent.triggers
-    report.recs, report.dead_letters = sent.recs, sent.dead_letters
-    report.models, report.elapsed_s = sorted(sent.models), sent.elapsed_s
-    return sent.answers
 
 
 def read_worker_lists(path: Path) -> dict[str, list[str]]:
@@ -201,12 +198,13 @@ def compare_lists(answers: Mapping[str, list[str]], expected: Mapping[str, Expec
                   options: VerifyOptions = VerifyOptions()) -> VerifyReport:
     """Compare a worker's lists, collected elsewhere, with eval's (no processes started)."""
     report = VerifyReport(answers=dict(answers), recs=len(answers))
-    _compare(report, answers, expected, options)
+    _compare(report, expected, options)
     return report
 
 
-def _compare(report: VerifyReport, answers: Mapping[str, list[str]],
-             expected: Mapping[str, ExpectedList], options: VerifyOptions) -> None:
+def _compare(report: VerifyReport, expected: Mapping[str, ExpectedList],
+             options: VerifyOptions) -> None:
+    answers = report.answers
     worker = RankingAccumulator(_METRICS)
     offline = RankingAccumulator(_METRICS)
     for trigger, want in expected.items():
