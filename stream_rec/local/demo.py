@@ -14,7 +14,7 @@ import shutil
 import time
 import uuid
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +22,15 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from stream_rec.broker.publisher import catalog_records, event_records, publish
-from stream_rec.broker.security import client_security_kwargs
-from stream_rec.broker.topics import ensure_topics
+from stream_rec.broker.publisher import event_records, publish
 from stream_rec.config import Settings
 from stream_rec.core import codec
 from stream_rec.core.events import Event
 from stream_rec.core.percentiles import percentile
 from stream_rec.datasets import load_demo
-from stream_rec.local.brokers import resolve_broker
 from stream_rec.local.hostile import bad_events
-from stream_rec.local.processes import WorkerProcess, needs_embedder
+from stream_rec.local.launch import launch
+from stream_rec.local.processes import WorkerProcess
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -65,37 +63,15 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> dict
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     with ExitStack() as stack:
-        target = resolve_broker(settings.broker, stack, run_dir=run_dir / "broker")
-        if not settings.is_embedded:  # never mix demo traffic into a real deployment's topics
-            tag = uuid.uuid4().hex[:8]
-            settings = replace(settings, topic_prefix=f"stream-rec-demo-{tag}",
-                               app_id=f"stream-rec-demo-{tag}")
-        scheme = "tansu" if target.tansu else "kafka"
-        worker_settings = replace(settings, broker=f"{scheme}://{target.bootstrap}",
-                                  data_dir=run_dir / "state")
-        client = client_security_kwargs(settings)
-        console.print(f"[bold]broker[/] {settings.broker} at {target.bootstrap}; "
-                      f"{len(dataset.catalog)} catalog items, {len(events)} events "
-                      f"+ {len(hostile)} hostile, at {options.rate:g}/s")
-        asyncio.run(ensure_topics(target.bootstrap, settings, client))
-        asyncio.run(publish(target.bootstrap, settings.topics.catalog,
-                            catalog_records(dataset.catalog), client_kwargs=client,
-                            one_record_batches=target.tansu))
-        model_holder = None
-        if needs_embedder(worker_settings):  # the model lives in its own process
-            model_holder = WorkerProcess.embedder(worker_settings,
-                                                  log_path=run_dir / "embedder.log").start()
-            stack.callback(model_holder.stop)
-            embedded_s = model_holder.wait_ready(timeout_s=180)
-            console.print(f"[bold]embedder[/] pid {model_holder.pid}: the model embedded "
-                          f"the catalog in {embedded_s:.1f} s (log: {model_holder.log_path})")
-        worker = WorkerProcess(worker_settings, log_path=run_dir / "worker.log").start()
-        stack.callback(worker.stop)
-        ready_s = worker.wait_ready()
-        console.print(f"[bold]worker[/] pid {worker.pid} ready in {ready_s:.1f} s "
-                      f"(log: {worker.log_path})")
+        # never mix demo traffic into a real deployment's topics
+        prefix = None if settings.is_embedded else f"stream-rec-demo-{uuid.uuid4().hex[:8]}"
+        run = launch(settings, dataset.catalog, stack, run_dir=run_dir, console=console,
+                     topic_prefix=prefix,
+                     describe=f"{len(events)} events + {len(hostile)} hostile, "
+                              f"at {options.rate:g}/s")
+        worker, model_holder = run.worker, run.embedder
         watch = asyncio.run(_stream_and_watch(
-            target.bootstrap, settings, client, records, options, console, titles,
+            run.bootstrap, run.settings, run.client, records, options, console, titles,
             {e.event_id: e for e in events}, triggers, len(hostile)))
         events_in = int(worker.metric_total("stream_rec_events_total"))
         model = _model_summary(worker, model_holder)

@@ -27,7 +27,7 @@ import shutil
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +35,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stream_rec.broker.in_order import InOrderResult, send_in_order
-from stream_rec.broker.publisher import catalog_records, publish
-from stream_rec.broker.security import client_security_kwargs
-from stream_rec.broker.topics import ensure_topics
 from stream_rec.config import Settings
 from stream_rec.core import codec
 from stream_rec.core.events import Event
 from stream_rec.datasets import Dataset
 from stream_rec.errors import StreamRecError
 from stream_rec.evaluation.metrics import RankingAccumulator
-from stream_rec.local.brokers import resolve_broker
-from stream_rec.local.processes import WorkerProcess, needs_embedder
+from stream_rec.local.launch import launch
 
 __all__ = ["ExpectedList", "VerifyOptions", "VerifyReport", "compare_lists", "read_expected",
            "read_worker_lists", "run_verify"]
@@ -138,31 +134,13 @@ def run_verify(settings: Settings, dataset: Dataset, expected: Mapping[str, Expe
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     with ExitStack() as stack:
-        target = resolve_broker(settings.broker, stack, run_dir=run_dir / "broker")
-        tag = uuid.uuid4().hex[:8]  # fresh topics and ranker: nothing learned before
-        settings = replace(settings, topic_prefix=f"stream-rec-verify-{tag}",
-                           app_id=f"stream-rec-verify-{tag}")
-        scheme = "tansu" if target.tansu else "kafka"
-        worker_settings = replace(settings, broker=f"{scheme}://{target.bootstrap}",
-                                  data_dir=run_dir / "state")
-        client = client_security_kwargs(settings)
-        console.print(f"broker {settings.broker} at {target.bootstrap}; "
-                      f"{len(dataset.catalog)} catalog items, {len(events)} events")
-        asyncio.run(ensure_topics(target.bootstrap, settings, client))
-        asyncio.run(publish(target.bootstrap, settings.topics.catalog,
-                            catalog_records(dataset.catalog), client_kwargs=client,
-                            one_record_batches=target.tansu))
-        if needs_embedder(worker_settings):
-            embedder = WorkerProcess.embedder(worker_settings, log_path=run_dir / "embedder.log")
-            stack.callback(embedder.start().stop)
-            took = embedder.wait_ready(timeout_s=options.ready_timeout_s)
-            console.print(f"embedder embedded the catalog in {took:.1f} s")
-        worker = WorkerProcess(worker_settings, log_path=run_dir / "worker.log").start()
-        stack.callback(worker.stop)
-        took = worker.wait_ready(timeout_s=options.ready_timeout_s)
-        console.print(f"worker pid {worker.pid} ready in {took:.1f} s (log: {worker.log_path})")
-        sent = asyncio.run(_send_one_at_a_time(target.bootstrap, settings, client, events,
-                                               options, console))
+        run = launch(settings, dataset.catalog, stack, run_dir=run_dir, console=console,
+                     describe=f"{len(events)} events",
+                     # fresh topics and ranker: nothing learned before
+                     topic_prefix=f"stream-rec-verify-{uuid.uuid4().hex[:8]}",
+                     ready_timeout_s=options.ready_timeout_s)
+        sent = asyncio.run(_send_one_at_a_time(run.bootstrap, run.settings, run.client,
+                                               events, options, console))
     report = VerifyReport(events_sent=sent.events_sent, triggers=sent.triggers,
                           recs=sent.recs, dead_letters=sent.dead_letters,
                           models=sorted(sent.models), elapsed_s=sent.elapsed_s,
