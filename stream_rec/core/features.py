@@ -23,6 +23,7 @@ import numpy as np
 from stream_rec.core import candidates as cands
 from stream_rec.core.catalog import Catalog
 from stream_rec.core.item_stats import ItemStats
+from stream_rec.core.mixture import Mixture, best_of, mix
 from stream_rec.core.profile import UserProfile
 from stream_rec.core.text_space import TextSpace
 
@@ -131,12 +132,7 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
     if space is not None and taste:
         block = blocked if allow is None else frozenset()
         similar = [s for s in space.neighbours_mix(taste, n + 10, block) if s[0] not in skip][:n]
-    covisit_list, covisit_rows = covisit.best(stats, n, skip)
-    covisit_anchor = {}
-    if covisit_list:
-        best_anchor = covisit.at(covisit_rows, covisit.anchor)
-        covisit_anchor = {i: covisit.anchors[int(a)]
-                          for (i, _), a in zip(covisit_list, best_anchor, strict=True)}
+    covisit_list, covisit_anchor = covisit.best(stats, n, skip)
     sources: tuple[list[tuple[str, float]], ...] = (
         covisit_list,
         [(i, s) for i, (s, _) in buy.items()],
@@ -167,7 +163,7 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
         scores.append(column)
     _, ba, sim_nb, cat, _ = scores
     rows = stats.rows(items)
-    cv = covisit.at(rows, covisit.score)
+    cv = covisit.at(rows, covisit.mixture.score)
     col = stats.columns_at(rows, now_ms)
     tr = col.popularity / (stats.total_popularity(now_ms) or 1.0)
     count_total = float(stats.deltas) or 1.0
@@ -176,7 +172,7 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
         "prior": np.log(_EPS + cv + ba + 0.1 * tr + 0.03 * cat),
         "covisit": np.log(_EPS + cv),
         "covisit_last": np.log(_EPS + covisit.at(rows, covisit.last)),
-        "covisit_anchors": covisit.at(rows, covisit.hits),
+        "covisit_anchors": covisit.at(rows, covisit.mixture.hits) / max(1, len(covisit.anchors)),
         "buy_again": ba,
         "repeat_rate": np.log(col.repeat_propensity),
         "popularity": np.log(1e-7 + tr),
@@ -226,53 +222,34 @@ def _user_columns(x: np.ndarray, pos: dict[str, int], profile: UserProfile) -> N
 
 @dataclass(frozen=True, slots=True)
 class _Covisit:
-    """The co-visitation mixture over the user's recent anchors, by item row (sorted)."""
+    """The co-visitation mixture over the user's recent anchors (as
+    :func:`candidates.covisitation`), and P(item | the last item), by item row."""
 
-    rows: np.ndarray  # item rows reached from any anchor, ascending
-    score: np.ndarray  # P(item | recent anchors), the mixture (as candidates.covisitation)
-    last: np.ndarray  # P(item | the last item)
-    hits: np.ndarray  # share of the anchors leading to the item
-    anchor: np.ndarray  # index into ``anchors`` of the largest contribution (first on ties)
+    mixture: Mixture  # score: P(item | recent anchors); hits / len(anchors): their share
+    last: np.ndarray  # P(item | the last item), aligned with mixture.rows
     anchors: list[str]
 
     def at(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """``values`` (aligned with :attr:`rows`) read at ``rows``; 0 where absent."""
-        if not len(self.rows):
-            return np.zeros(len(rows))
-        idx = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
-        return np.where(self.rows[idx] == rows, values[idx], 0.0)
+        return self.mixture.at(rows, values)
 
     def best(self, stats: ItemStats, n: int, skip: cands.ItemFilter
-             ) -> tuple[list[tuple[str, float]], np.ndarray]:
+             ) -> tuple[list[tuple[str, float]], dict[str, str]]:
         """The ``n`` best items not in ``skip``, best first, ties by id (as ``_best``), and
-        their rows."""
-        scores = self.score.tolist()
-        found: list[tuple[str, float, int]] = []
-        cut = None
-        rows = self.rows.tolist()
-        for k in np.argsort(-self.score, kind="stable").tolist():
-            score = scores[k]
-            if cut is not None and score < cut:
-                break
-            item = stats.item_id(rows[k])
-            if item in skip:
-                continue
-            found.append((item, score, rows[k]))
-            if len(found) == n:
-                cut = score
-        found.sort(key=lambda f: (-f[1], f[0]))
-        found = found[:n]
+        the anchor each one cites."""
+        mixture = self.mixture
+        rows, best = mixture.rows.tolist(), mixture.best.tolist()
+        found = best_of(mixture.score, lambda k: stats.item_id(rows[k]), n, skip)
         return ([(i, v) for i, v, _ in found],
-                np.fromiter((r for _, _, r in found), np.intp, len(found)))
+                {i: self.anchors[best[k]] for i, _, k in found})
 
 
-_NO_COVISIT = _Covisit(np.zeros(0, np.intp), np.zeros(0), np.zeros(0), np.zeros(0),
-                       np.zeros(0, np.intp), [])
+_NO_COVISIT = _Covisit(Mixture(np.zeros(0, np.intp), np.zeros(0), np.zeros(0),
+                               np.zeros(0, np.intp)), np.zeros(0), [])
 
 
 def _covisit(instants: list[tuple[str, int]], stats: ItemStats) -> _Covisit:
     """The co-visitation mixture (as :func:`candidates.covisitation`), P(item | last
-    anchor), the share of anchors leading to each item, and each item's best anchor."""
+    anchor), the number of anchors leading to each item, and each item's best anchor."""
     found: list[tuple[str, float, np.ndarray, np.ndarray]] = []
     age, instant = -1, None
     for anchor, ts_ms in instants:
@@ -289,19 +266,12 @@ def _covisit(instants: list[tuple[str, int]], stats: ItemStats) -> _Covisit:
         row_total = float(weights.sum()) or 1.0
         sums.append(row_total)
         parts.append(weights * (anchor_weight / total / row_total))
-    all_rows = np.concatenate([rows for _, _, rows, _ in found])
-    all_parts = np.concatenate(parts)
-    position = np.repeat(np.arange(len(found)), [len(rows) for _, _, rows, _ in found])
-    rows, inv = np.unique(all_rows, return_inverse=True)
-    order = np.lexsort((position, -all_parts, inv))
-    grouped = inv[order]
-    first = order[np.concatenate(([True], grouped[1:] != grouped[:-1]))]
-    last = np.zeros(len(rows))
+    mixture = mix(np.concatenate([rows for _, _, rows, _ in found]), np.concatenate(parts),
+                  np.repeat(np.arange(len(found)), [len(rows) for _, _, rows, _ in found]))
+    last = np.zeros(len(mixture.rows))
     if found[0][0] == instants[0][0]:
-        last[np.searchsorted(rows, found[0][2])] = found[0][3] / sums[0]
-    return _Covisit(rows=rows, score=np.bincount(inv, all_parts, len(rows)), last=last,
-                    hits=np.bincount(inv, None, len(rows)) / len(found),
-                    anchor=position[first], anchors=[a for a, _, _, _ in found])
+        last[np.searchsorted(mixture.rows, found[0][2])] = found[0][3] / sums[0]
+    return _Covisit(mixture, last, [a for a, _, _, _ in found])
 
 
 def _touch_ages(profile: UserProfile) -> dict[str, int]:

@@ -23,6 +23,8 @@ from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
+from stream_rec.core.mixture import best_of, mix
+
 __all__ = ["TextSpace"]
 
 _BLOCK = 1024
@@ -96,35 +98,19 @@ class TextSpace:
         known = [(self.rows[i], i, w) for i, w in weights.items() if w > 0 and i in self.rows]
         if not known or not self.nbr_idx.shape[1]:
             return []
-        anchor_rows = np.fromiter((r for r, _, _ in known), np.intp, len(known))
         share = np.fromiter((w for _, _, w in known), np.float64, len(known))
         share /= share.sum()
+        anchor_rows = np.fromiter((r for r, _, _ in known), np.intp, len(known))
         sims = self.nbr_sim[anchor_rows].astype(np.float64)
         positive = sims > 0
-        items = self.nbr_idx[anchor_rows][positive]
-        parts = (share[:, None] * sims)[positive]
         position = np.broadcast_to(np.arange(len(known))[:, None], sims.shape)[positive]
-        rows, inv = np.unique(items, return_inverse=True)
-        scores = np.bincount(inv, parts, len(rows))
-        order = np.lexsort((position, -parts, inv))
-        grouped = inv[order]
-        best = position[order[np.concatenate(([True], grouped[1:] != grouped[:-1]))]]
-        skip = {r for r, _, _ in known}
-        ids, values = self.ids, scores.tolist()
-        found: list[tuple[str, float, str]] = []
-        cut = None
-        for k in np.argsort(-scores, kind="stable").tolist():
-            score = values[k]
-            if cut is not None and score < cut:
-                break
-            row = int(rows[k])
-            if row in skip or ids[row] in exclude:
-                continue
-            found.append((ids[row], score, known[int(best[k])][1]))
-            if len(found) == n:
-                cut = score
-        found.sort(key=lambda f: (-f[1], f[0]))
-        return found[:n]
+        mixed = mix(self.nbr_idx[anchor_rows][positive], (share[:, None] * sims)[positive],
+                    position)
+        ids, at = self.ids, mixed.rows.tolist()
+        skip = frozenset(i for _, i, _ in known).union(exclude)  # never an anchor itself
+        best = mixed.best.tolist()
+        return [(item, score, known[best[k]][1])
+                for item, score, k in best_of(mixed.score, lambda k: ids[at[k]], n, skip)]
 
     def query(self, weights: Mapping[str, float]) -> np.ndarray | None:
         """The unit taste vector of the weighted items (None when none is indexed)."""
