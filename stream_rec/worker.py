@@ -24,7 +24,7 @@ from stream_rec.llm.worker import LlmWorker
 from stream_rec.serving.app import create_app
 from stream_rec.serving.embedder import Embedder
 
-__all__ = ["run_worker"]
+__all__ = ["faust_worker", "new_event_loop", "run_worker"]
 
 
 def run_worker(settings: Settings, target: BrokerTarget) -> None:
@@ -40,9 +40,21 @@ def run_worker(settings: Settings, target: BrokerTarget) -> None:
         return
     asyncio.set_event_loop(new_event_loop(settings.event_loop))
     app = create_app(settings, target.bootstrap, tansu=target.tansu)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
-                          redirect_stdouts=False)
+    worker = faust_worker(app, settings.log_level)
     worker.execute_from_commandline()
+
+
+def faust_worker(app: faust.App, log_level: str) -> faust.Worker:
+    """The faust worker running ``app``, logging at ``log_level``.
+
+    faust's terminal spinner (on at WARNING and above) lowers the root logger to DEBUG for
+    its own handler: every debug call of aiokafka and faust on the hot path then builds a
+    record for the handlers to drop. A worker logs to a file or a pod's output, where a
+    spinner has no use: none, so the root logger stays at ``log_level``.
+    """
+    worker = faust.Worker(app, loglevel=log_level.upper(), quiet=True, redirect_stdouts=False)
+    worker.spinner = None
+    return worker
 
 
 def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
