@@ -163,7 +163,8 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
         scores.append(column)
     _, ba, sim_nb, cat, _ = scores
     rows = stats.rows(items)
-    cv = covisit.at(rows, covisit.mixture.score)
+    mixed = covisit.mixture
+    cv = mixed.at(rows, mixed.score)
     col = stats.columns_at(rows, now_ms)
     tr = col.popularity / (stats.total_popularity(now_ms) or 1.0)
     count_total = float(stats.deltas) or 1.0
@@ -171,8 +172,8 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
     features = {
         "prior": np.log(_EPS + cv + ba + 0.1 * tr + 0.03 * cat),
         "covisit": np.log(_EPS + cv),
-        "covisit_last": np.log(_EPS + covisit.at(rows, covisit.last)),
-        "covisit_anchors": covisit.at(rows, covisit.mixture.hits) / max(1, len(covisit.anchors)),
+        "covisit_last": np.log(_EPS + mixed.at(rows, covisit.last)),
+        "covisit_anchors": mixed.at(rows, mixed.hits) / max(1, len(covisit.anchors)),
         "buy_again": ba,
         "repeat_rate": np.log(col.repeat_propensity),
         "popularity": np.log(1e-7 + tr),
@@ -228,9 +229,6 @@ class _Covisit:
     mixture: Mixture  # score: P(item | recent anchors); hits / len(anchors): their share
     last: np.ndarray  # P(item | the last item), aligned with mixture.rows
     anchors: list[str]
-
-    def at(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return self.mixture.at(rows, values)
 
     def best(self, stats: ItemStats, n: int, skip: cands.ItemFilter
              ) -> tuple[list[tuple[str, float]], dict[str, str]]:
