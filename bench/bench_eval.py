@@ -11,6 +11,11 @@ of users at the last event's time. Reports CPU µs per event (learn, observe, fo
 mean / p50 / p90 per recommendation (thread CPU time, single thread), each the best of
 ``--repeat`` passes over the same users to damp noise from other work.
 
+``--live N`` also times the worker's whole per-event path while the stream runs: for each
+of the last ``N`` events, learn + observe + fold + ``recommend`` for that user with the
+event as trigger. Statistics change between calls there (as in a worker), so caches that
+outlive one delta help less than at the end of the replay.
+
 The script only uses APIs that older commits also have, so the same command run with
 ``PYTHONPATH`` pointing at another checkout gives a back-to-back before/after figure.
 """
@@ -52,15 +57,16 @@ def served_recommender(catalog_items: list, *, model: bool) -> Recommender:
 
 
 def bench(dataset: str, data_dir: Path, *, max_events: int, recs: int, repeat: int,
-          model: bool) -> None:
+          model: bool, live: int = 0) -> None:
     data = load_dataset(dataset, data_dir)
     events = data.events[:max_events] if max_events else data.events
     rec = served_recommender(list(data.catalog), model=model)
     learner = rec.learner() if rec.ranker is not None else None
     profiles: dict[str, UserProfile] = {}
     clock = time.thread_time_ns
-    learn_ns = obs_ns = fold_ns = 0
-    for event in events:
+    learn_ns = obs_ns = fold_ns = live_ns = 0
+    live_from = len(events) - min(live, len(events))
+    for k, event in enumerate(events):
         before = profiles.get(event.user_id) or UserProfile.new(event.user_id)
         t0 = clock()
         if learner is not None:
@@ -75,6 +81,10 @@ def bench(dataset: str, data_dir: Path, *, max_events: int, recs: int, repeat: i
         learn_ns += t1 - t0
         if obs.applied:
             profiles[event.user_id] = obs.profile
+        if k >= live_from:
+            rec.recommend(profiles.get(event.user_id) or before, now_ms=event.ts_ms,
+                          trigger=event)
+            live_ns += clock() - t0
     users = random.Random(0).sample(sorted(profiles), min(recs, len(profiles)))
     now = events[-1].ts_ms
     best: list[int] | None = None
@@ -99,6 +109,10 @@ def bench(dataset: str, data_dir: Path, *, max_events: int, recs: int, repeat: i
     print(f"  recommend {mean_us:8.1f} µs/call mean, p50 {best[len(best) // 2] / 1e3:.1f}, "
           f"p90 {best[int(len(best) * 0.9)] / 1e3:.1f}  => {1e6 / mean_us:,.0f} recs/s "
           f"per core")
+    if live:
+        per_event = live_ns / min(live, n) / 1e3
+        print(f"  live      {per_event:8.1f} µs/event learn+observe+fold+recommend over the "
+              f"last {min(live, n):,} events  => {1e6 / per_event:,.0f} recs/s per core")
 
 
 def main() -> None:
@@ -108,11 +122,13 @@ def main() -> None:
     parser.add_argument("--max-events", type=int, default=0, help="0 = all")
     parser.add_argument("--recs", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--live", type=int, default=0, metavar="N",
+                        help="time learn+observe+fold+recommend on each of the last N events")
     parser.add_argument("--no-model", action="store_true",
                         help="without the model's text space (the `fast` ablation)")
     args = parser.parse_args()
     bench(args.dataset, args.data_dir, max_events=args.max_events, recs=args.recs,
-          repeat=args.repeat, model=not args.no_model)
+          repeat=args.repeat, model=not args.no_model, live=args.live)
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ class ItemStats:
         self.params = params
         self._rate = math.log(2) / (params.popularity_half_life_s * 1000.0)
         self._pop_total: tuple[float, int] = (0.0, 0)  # decayed sum of all popularity
-        self._covisit: dict[str, dict[str, float]] = {}
+        self._covisit: dict[str, _CovisitRow] = {}
         self._nbr_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._rows: dict[str, int] = {}  # every item ever seen (in a delta or as a neighbour)
         self._ids: list[str] = [""]
@@ -216,7 +216,12 @@ class ItemStats:
         )
 
     def neighbours(self, item_id: str) -> dict[str, float]:
-        return self._covisit.get(item_id, {})
+        """The item's co-visitation row: neighbour -> weight, in the order first paired."""
+        row = self._covisit.get(item_id)
+        if row is None:
+            return {}
+        ids = self._ids
+        return {ids[r]: w for r, w in zip(row.rows, row.weights, strict=True)}
 
     def neighbour_rows(self, item_id: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The item's co-visitation row as arrays: neighbour rows and weights (None if it
@@ -224,11 +229,9 @@ class ItemStats:
         found = self._nbr_arrays.get(item_id)
         if found is None:
             row = self._covisit.get(item_id)
-            if not row:
+            if row is None:
                 return None
-            rows = self._rows
-            found = (np.fromiter((rows[i] for i in row), np.intp, len(row)),
-                     np.fromiter(row.values(), np.float64, len(row)))
+            found = (np.array(row.rows, np.intp), np.array(row.weights, np.float64))
             self._nbr_arrays[item_id] = found
         return found
 
@@ -299,14 +302,38 @@ class ItemStats:
 
     def _add_pair(self, a: str, b: str, weight: float) -> None:
         self._nbr_arrays.pop(a, None)
-        if b not in self._rows:
-            self._intern(b)
-        row = self._covisit.setdefault(a, {})
-        row[b] = row.get(b, 0.0) + weight
+        row = self._covisit.get(a)
+        if row is None:
+            row = self._covisit[a] = _CovisitRow({}, [], [])
+        slot = row.slot.get(b)
+        if slot is not None:
+            row.weights[slot] += weight
+            return
+        row.slot[b] = len(row.rows)
+        row.rows.append(self._intern(b))
+        row.weights.append(weight)
         limit = self.params.max_neighbours
-        if len(row) > limit + limit // 2:
-            kept = heapq.nlargest(limit, row.items(), key=lambda kv: kv[1])
-            self._covisit[a] = dict(kept)
+        if len(row.rows) > limit + limit // 2:
+            row.keep_largest(limit)
+
+
+@dataclass(slots=True)
+class _CovisitRow:
+    """One item's co-visitation neighbours in the order first paired: their ids (``slot``:
+    id -> position), item rows and summed weights, kept as lists so a pair is one update
+    and the row's arrays are one copy (:meth:`ItemStats.neighbour_rows`)."""
+
+    slot: dict[str, int]
+    rows: list[int]
+    weights: list[float]
+
+    def keep_largest(self, n: int) -> None:
+        """Keep the ``n`` heaviest neighbours, heaviest first (ties: the first paired)."""
+        order = heapq.nlargest(n, range(len(self.rows)), key=self.weights.__getitem__)
+        ids = list(self.slot)
+        self.slot = {ids[k]: i for i, k in enumerate(order)}
+        self.rows = [self.rows[k] for k in order]
+        self.weights = [self.weights[k] for k in order]
 
 
 @dataclass(frozen=True, slots=True)

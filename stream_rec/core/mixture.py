@@ -69,22 +69,48 @@ def mix(rows: np.ndarray, parts: np.ndarray, position: np.ndarray) -> Mixture:
 def best_of(score: np.ndarray, item_at: Callable[[int], str], n: int,
             skip: Container[str]) -> list[tuple[str, float, int]]:
     """The ``n`` best (item, score, index into ``score``) whose item is not in ``skip``,
-    best first, ties by item id (all items tied with the ``n``-th are compared)."""
-    values = score.tolist()
+    best first, ties by item id (all items tied with the ``n``-th are compared).
+
+    Walks the scores best first (ties by index) until ``n`` items pass ``skip`` and the
+    score drops below the ``n``-th one's. The walk starts on the few top scores (every
+    index scoring at least the ``2n``-th best score) and sorts all of them only when
+    ``skip`` eats into that prefix.
+    """
+    if n <= 0:
+        return []
+    found = _walk(score, _top_order(score, 2 * n), item_at, n, skip)
+    if found is None:
+        found = _walk(score, np.argsort(-score, kind="stable"), item_at, n, skip)
+        assert found is not None
+    found.sort(key=_by_score_then_id)
+    return found[:n]
+
+
+def _top_order(score: np.ndarray, k: int) -> np.ndarray:
+    """Indices of every score >= the ``k``-th largest, best first, ties by index."""
+    if k >= len(score):
+        return np.argsort(-score, kind="stable")
+    cut = np.partition(score, len(score) - k)[len(score) - k]
+    top = np.flatnonzero(score >= cut)
+    return top[np.argsort(-score[top], kind="stable")]
+
+
+def _walk(score: np.ndarray, order: np.ndarray, item_at: Callable[[int], str], n: int,
+          skip: Container[str]) -> list[tuple[str, float, int]] | None:
+    """The walk of :func:`best_of` over ``order``; None when ``order`` (a prefix of the
+    full order, unless it holds every index) ran out before the walk could stop."""
     found: list[tuple[str, float, int]] = []
     cut = None
-    for k in np.argsort(-score, kind="stable").tolist():
-        value = values[k]
+    for k, value in zip(order.tolist(), score[order].tolist(), strict=True):
         if cut is not None and value < cut:
-            break
+            return found
         item = item_at(k)
         if item in skip:
             continue
         found.append((item, value, k))
         if cut is None and len(found) == n:
             cut = value
-    found.sort(key=_by_score_then_id)
-    return found[:n]
+    return found if cut is not None or len(order) == len(score) else None
 
 
 def _by_score_then_id(found: tuple[str, float, int]) -> tuple[float, str]:

@@ -80,3 +80,39 @@ def test_statistics_keep_growing_past_the_initial_column_capacity() -> None:
     assert len(stats) == 5000
     assert stats.columns(["i4999", "i0"], DAY_MS + 5000).count.tolist() == [1.0, 1.0]
     assert stats.trending(DAY_MS + 5000)[0][0] == "i4999"  # latest: least decayed
+
+
+def test_co_visitation_rows_match_a_plain_reference_through_pruning() -> None:
+    """Each row: neighbour -> summed weight, in first-paired order; past 1.5 x
+    max_neighbours only the heaviest max_neighbours stay, heaviest first (ties: the first
+    paired), as a plain dict does it."""
+    params = StatsParams(max_neighbours=6, covisit_window=4, instant_window=0)
+    stats = ItemStats(params)
+    reference: dict[str, dict[str, float]] = {}
+
+    def add(a: str, b: str, w: float) -> None:
+        row = reference.setdefault(a, {})
+        row[b] = row.get(b, 0.0) + w
+        if len(row) > 9:
+            kept = sorted(row.items(), key=lambda kv: kv[1], reverse=True)[:6]
+            reference[a] = dict(kept)
+
+    rng = random.Random(5)
+    for ts in range(3000):
+        item = f"i{rng.randrange(25)}"
+        drawn = dict.fromkeys(f"i{rng.randrange(25)}" for _ in range(4))
+        prev = tuple(i for i in drawn if i != item)
+        stats.learn_one(ItemDelta(item, "view", ts, prev, False, False))
+        for position, other in enumerate(prev, start=1):
+            w = 0.5 / position
+            add(other, item, w)
+            add(item, other, w * params.covisit_backward)
+    for item, row in reference.items():
+        assert stats.neighbours(item) == row
+        assert list(stats.neighbours(item)) == list(row)
+        arrays = stats.neighbour_rows(item)
+        assert arrays is not None
+        rows, weights = arrays
+        assert [stats.item_id(r) for r in rows.tolist()] == list(row)
+        assert weights.tolist() == list(row.values())
+    assert stats.neighbour_rows("never-seen") is None

@@ -58,3 +58,27 @@ def test_best_of_skips_filtered_items_and_breaks_ties_at_the_cut_by_id() -> None
     assert [(i, s) for i, s, _ in found] == [("d", 0.9), ("b", 0.5), ("c", 0.5)]
     assert [k for _, _, k in found] == [1, 3, 2]
     assert best_of(score, ids.__getitem__, 10, skip=set(ids)) == []
+
+
+def _best_by_full_sort(score: np.ndarray, ids: list[str], n: int,
+                       skip: set[str]) -> list[tuple[str, float, int]]:
+    """best_of the plain way: every index, best first, ties by id, skipped ones left out."""
+    kept = [(ids[k], float(score[k]), k) for k in range(len(score)) if ids[k] not in skip]
+    kept.sort(key=lambda f: (-f[1], f[0]))
+    return kept[:n]
+
+
+def test_best_of_equals_a_full_sort_whatever_the_ties_and_how_many_are_skipped() -> None:
+    rng = random.Random(11)
+    for _ in range(500):
+        size = rng.randint(0, 300)
+        # coarse scores so ties straddle the cut; ids in random order
+        score = np.array([rng.choice([0.1, 0.2, 0.3, 0.4, rng.random()]) for _ in range(size)])
+        ids = [f"i{rng.randrange(10**6):06d}{k}" for k in range(size)]
+        n = rng.randint(1, 60)
+        # sometimes skip most of the best items, so the top prefix runs out
+        best_first = sorted(range(size), key=lambda k: -score[k])
+        skip = {ids[k] for k in best_first[:rng.randint(0, size)] if rng.random() < 0.8}
+        found = best_of(score, ids.__getitem__, n, skip)
+        assert found == _best_by_full_sort(score, ids, n, skip)
+    assert best_of(np.array([0.3, 0.2]), ["a", "b"].__getitem__, 0, set()) == []
