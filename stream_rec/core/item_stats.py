@@ -118,7 +118,6 @@ class ItemStats:
         self._rate = math.log(2) / (params.popularity_half_life_s * 1000.0)
         self._pop_total: tuple[float, int] = (0.0, 0)  # decayed sum of all popularity
         self._covisit: dict[str, _CovisitRow] = {}
-        self._nbr_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._rows: dict[str, int] = {}  # every item ever seen (in a delta or as a neighbour)
         self._ids: list[str] = [""]
         self._cols = _Columns(1024)
@@ -221,19 +220,14 @@ class ItemStats:
         if row is None:
             return {}
         ids = self._ids
-        return {ids[r]: w for r, w in zip(row.rows, row.weights, strict=True)}
+        rows, weights = row.arrays()
+        return {ids[r]: w for r, w in zip(rows.tolist(), weights.tolist(), strict=True)}
 
     def neighbour_rows(self, item_id: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The item's co-visitation row as arrays: neighbour rows and weights (None if it
-        has none); cached until the row next changes."""
-        found = self._nbr_arrays.get(item_id)
-        if found is None:
-            row = self._covisit.get(item_id)
-            if row is None:
-                return None
-            found = (np.array(row.rows, np.intp), np.array(row.weights, np.float64))
-            self._nbr_arrays[item_id] = found
-        return found
+        has none). Read-only views of the live row: use them before the next delta."""
+        row = self._covisit.get(item_id)
+        return None if row is None else row.arrays()
 
     def repeat_propensity(self, item_id: str) -> float:
         """How often buyers of this item buy it again (smoothed toward the shop's rate)."""
@@ -301,39 +295,57 @@ class ItemStats:
         return np.asarray(cols.pop[rows] * np.exp(-self._rate * age), np.float64)
 
     def _add_pair(self, a: str, b: str, weight: float) -> None:
-        self._nbr_arrays.pop(a, None)
         row = self._covisit.get(a)
         if row is None:
-            row = self._covisit[a] = _CovisitRow({}, [], [])
+            row = self._covisit[a] = _CovisitRow()
         slot = row.slot.get(b)
         if slot is not None:
             row.weights[slot] += weight
             return
-        row.slot[b] = len(row.rows)
-        row.rows.append(self._intern(b))
-        row.weights.append(weight)
+        row.append(b, self._intern(b), weight)
         limit = self.params.max_neighbours
-        if len(row.rows) > limit + limit // 2:
+        if row.size > limit + limit // 2:
             row.keep_largest(limit)
 
 
-@dataclass(slots=True)
 class _CovisitRow:
-    """One item's co-visitation neighbours in the order first paired: their ids (``slot``:
-    id -> position), item rows and summed weights, kept as lists so a pair is one update
-    and the row's arrays are one copy (:meth:`ItemStats.neighbour_rows`)."""
+    """One item's co-visitation neighbours in the order first paired: ``slot`` (id ->
+    position), and growable arrays of their item rows and summed weights, updated in place
+    so reading the row is two views (:meth:`ItemStats.neighbour_rows`), not a copy."""
 
-    slot: dict[str, int]
-    rows: list[int]
-    weights: list[float]
+    __slots__ = ("rows", "size", "slot", "weights")
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.slot: dict[str, int] = {}
+        self.rows = np.zeros(capacity, np.intp)
+        self.weights = np.zeros(capacity)
+        self.size = 0
+
+    def append(self, item_id: str, row: int, weight: float) -> None:
+        n = self.size
+        if n == len(self.rows):
+            self.rows = np.concatenate([self.rows, np.zeros(n, np.intp)])
+            self.weights = np.concatenate([self.weights, np.zeros(n)])
+        self.slot[item_id] = n
+        self.rows[n] = row
+        self.weights[n] = weight
+        self.size = n + 1
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        rows, weights = self.rows[:self.size], self.weights[:self.size]
+        rows.flags.writeable = False
+        weights.flags.writeable = False
+        return rows, weights
 
     def keep_largest(self, n: int) -> None:
         """Keep the ``n`` heaviest neighbours, heaviest first (ties: the first paired)."""
-        order = heapq.nlargest(n, range(len(self.rows)), key=self.weights.__getitem__)
+        order = np.argsort(-self.weights[:self.size], kind="stable")[:n]
         ids = list(self.slot)
-        self.slot = {ids[k]: i for i, k in enumerate(order)}
-        self.rows = [self.rows[k] for k in order]
-        self.weights = [self.weights[k] for k in order]
+        self.slot = {ids[k]: i for i, k in enumerate(order.tolist())}
+        rows, weights = np.zeros_like(self.rows), np.zeros_like(self.weights)
+        rows[:len(order)] = self.rows[order]
+        weights[:len(order)] = self.weights[order]
+        self.rows, self.weights, self.size = rows, weights, len(order)
 
 
 @dataclass(frozen=True, slots=True)
