@@ -22,7 +22,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -31,6 +31,7 @@ import faust
 import psutil
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from stream_rec.broker import faust_transport
 from stream_rec.core import codec
 from stream_rec.core.router import parse_arms
 from stream_rec.serving.console import Counters, LiveStats, cluster_view
@@ -38,7 +39,7 @@ from stream_rec.serving.dlq_tail import DlqTail
 from stream_rec.serving.pull import HOP_HEADER, authorized, forward, owner_url, user_partition
 from stream_rec.serving.runtime import WorkerRuntime
 
-__all__ = ["LATEST_RECS_TABLE", "add_pages"]
+__all__ = ["LATEST_RECS_TABLE", "add_pages", "newest_per_user"]
 
 log = logging.getLogger(__name__)
 
@@ -110,20 +111,42 @@ def _track_latest_recs(app: faust.App, runtime: WorkerRuntime, users: Any,
 
     @app.agent(recs, name="track-latest-recs")
     async def track_latest_recs(stream: faust.StreamT[bytes]) -> None:
-        async for value in stream:
-            try:
-                rec = codec.loads(value)
-                user, at = str(rec["user_id"]), int(rec["generated_at_ms"])
-            except (codec.DecodeError, KeyError, TypeError, ValueError):
-                log.warning("skipped an undecodable record on %s", settings.topics.recs)
-                continue
-            stats.on_rec(rec)
-            held = table.get(user)
-            # a redelivered or late (LLM-arm) rec must not replace a newer one
-            if held is None or int(codec.loads(held)["generated_at_ms"]) <= at:
-                table[user] = value
+        # in batches, as the events agent: one table write per user per batch, the newest
+        # rec (by generated_at_ms; on ties the later record, as one write per record did)
+        async for batch in faust_transport.take_event_batches(
+                stream, settings.batch_max_events, settings.batch_max_wait_ms / 1000.0):
+            newest = newest_per_user([event.value for event in batch], stats.on_rec)
+            for user, (at, value, index) in newest.items():
+                event = batch[index]
+                # the user's partition for the read, the write and its changelog record
+                faust_transport.make_current(event)
+                held = table.get(user)
+                # a redelivered or late (LLM-arm) rec must not replace a newer one
+                if held is None or int(codec.loads(held)["generated_at_ms"]) <= at:
+                    table[user] = value
 
     return table
+
+
+def newest_per_user(values: Sequence[bytes], seen: Callable[[dict[str, Any]], None]
+                    ) -> dict[str, tuple[int, bytes, int]]:
+    """Per user, the newest of a batch of recs topic records: (generated_at_ms, the record,
+    its index in ``values``); on equal times the later record, as one table write per
+    record in order would leave it. ``seen`` gets every decodable rec; undecodable records
+    are logged and skipped."""
+    newest: dict[str, tuple[int, bytes, int]] = {}
+    for index, value in enumerate(values):
+        try:
+            rec = codec.loads(value)
+            user, at = str(rec["user_id"]), int(rec["generated_at_ms"])
+        except (codec.DecodeError, KeyError, TypeError, ValueError):
+            log.warning("skipped an undecodable record on the recs topic")
+            continue
+        seen(rec)
+        kept = newest.get(user)
+        if kept is None or kept[0] <= at:
+            newest[user] = (at, value, index)
+    return newest
 
 
 def _add_user_pages(app: faust.App, runtime: WorkerRuntime, users: Any, latest: Any) -> None:
