@@ -95,7 +95,7 @@ def delta_for(before: UserProfile, event: Event, window: int, *,
             elif len(earlier) < window:
                 earlier.append(touch.item_id)
         prev, same = (*now, *earlier), len(now)
-    bought_before = item in before.purchase_counts()
+    bought_before = before.times_bought(item) > 0
     is_purchase = event.type == "purchase"
     return ItemDelta(item, event.type, event.ts_ms, prev,
                      first_purchase=is_purchase and not bought_before,
@@ -128,6 +128,8 @@ class ItemStats:
         self.now_ms = 0
         self.deltas = 0
         self._top = _TopKeys(params.trending_size)
+        # the trending order's item ids and rows, for the order they were built from
+        self._trending_ids: tuple[list[int], list[str], np.ndarray] = ([], [], np.zeros(0, np.intp))
 
     def learn_one(self, delta: ItemDelta) -> None:
         """Fold one delta."""
@@ -175,9 +177,11 @@ class ItemStats:
     def trending(self, now_ms: int) -> list[tuple[str, float]]:
         """The ``trending_size`` most popular items at ``now_ms``, best first (ties: the
         item known first)."""
-        rows = self._top.ordered()
-        return list(zip([self._ids[r] for r in rows], self._decayed(rows, now_ms).tolist(),
-                        strict=True))
+        rows, ids = self._top.ordered(), self._trending_ids
+        if ids[0] is not rows:  # the order changed since the last call
+            ids = self._trending_ids = (rows, [self._ids[r] for r in rows],
+                                        np.asarray(rows, np.intp))
+        return list(zip(ids[1], self._decayed(ids[2], now_ms).tolist(), strict=True))
 
     def most_popular(self, now_ms: int, n: int) -> list[tuple[str, float]]:
         """The ``n`` most popular items at ``now_ms``, best first (ties: the item known first)."""
@@ -420,5 +424,7 @@ class _TopKeys:
         """Rows best first (ties: the lower row, i.e. the item known first)."""
         if self._order is None:
             keys = self.keys
-            self._order = sorted(keys, key=lambda r: (-keys[r], r))
+            rows = np.fromiter(keys, np.intp, len(keys))
+            values = np.fromiter(keys.values(), np.float64, len(keys))
+            self._order = rows[np.lexsort((rows, -values))].tolist()
         return self._order

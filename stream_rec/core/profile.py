@@ -64,6 +64,14 @@ class UserProfile:
     def purchase_counts(self) -> dict[str, int]:
         return {item: times for item, times, _ in self.purchased}
 
+    def times_bought(self, item_id: str) -> int:
+        """How many times this user bought ``item_id`` (``purchase_counts().get(item_id, 0)``
+        without building the dict: read once per recommended item)."""
+        for item, times, _ in reversed(self.purchased):
+            if item == item_id:
+                return times
+        return 0
+
     def count(self, event_type: str) -> int:
         return dict(self.counts).get(event_type, 0)
 

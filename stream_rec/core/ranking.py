@@ -136,7 +136,7 @@ def reason(source: str, anchor: str, item: str, catalog: Catalog, profile: UserP
     if source == "covisit":
         return f"often bought with {catalog.title(anchor)}"
     if source == "buy_again":
-        times = profile.purchase_counts().get(item, 0)
+        times = profile.times_bought(item)
         return f"you bought this {times} time{'s' if times != 1 else ''}"
     if source == "similar":
         return f"similar to {catalog.title(anchor)}" if anchor else "similar to items you liked"

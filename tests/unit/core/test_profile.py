@@ -27,6 +27,16 @@ def test_purchases_count_per_item_and_leave_the_cart() -> None:
     assert p.count("purchase") == 2 and p.count("add_to_cart") == 1
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.sampled_from("ABCDE"), max_size=30), st.sampled_from("ABCDEF"))
+def test_times_bought_reads_the_same_count_as_purchase_counts(items: list[str],
+                                                              probe: str) -> None:
+    p = UserProfile.new("u")
+    for n, item in enumerate(items):
+        p = learn_one(p, _ev(n, "purchase", item, 10 * n))
+    assert p.times_bought(probe) == p.purchase_counts().get(probe, 0)
+
+
 def test_recent_history_is_bounded_and_newest_first() -> None:
     p = UserProfile.new("u")
     for n in range(30):
