@@ -21,7 +21,19 @@ from stream_rec.core import codec
 from stream_rec.errors import StreamRecError
 from stream_rec.local.brokers import free_port
 
-__all__ = ["WorkerProcess", "needs_embedder"]
+__all__ = ["WorkerProcess", "needs_embedder", "worker_command"]
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding stream_rec/
+
+
+def worker_command(env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment that start a ``stream-rec worker`` running this very
+    ``stream_rec`` package, whatever the working directory holds (``-P``: the current
+    directory is not put first on ``sys.path``; the package's folder leads ``PYTHONPATH``),
+    so a launcher run from another checkout measures its own code, not the directory's."""
+    paths = [_PACKAGE_ROOT, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
+    return ([sys.executable, "-P", "-m", "stream_rec", "worker"],
+            {**env, "PYTHONPATH": os.pathsep.join(paths)})
 
 
 def needs_embedder(settings: Settings) -> bool:
@@ -63,12 +75,11 @@ class WorkerProcess:
         return self.proc.pid
 
     def start(self) -> WorkerProcess:
-        env = {**os.environ, **self.settings.to_env(), **self.extra_env}
+        argv, env = worker_command({**os.environ, **self.settings.to_env(), **self.extra_env})
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream_rec", "worker"], env=env, stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(argv, env=env, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         return self
 
     def alive(self) -> bool:
