@@ -4,6 +4,7 @@
         --set ranker_learning_rate=0.01,0.05 [--model] [--limit-cases N]
 
 Prints the headline metric and the cold-item slice of each variant; never asks test cases.
+``text_neighbours`` (the text space is built with the model) runs one evaluation per value.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from typing import Any
 
 from stream_rec.config import Settings
 from stream_rec.evaluation import evaluate
@@ -29,23 +31,37 @@ def main() -> None:
     args = ap.parse_args()
     field, values = args.set.split("=")
     kind = {f.name: f.type for f in dataclasses.fields(Settings)}[field]
-    arms = []
+    variants = []
     for raw in values.split(","):
         value = {"int": int, "float": float}.get(str(kind), str)(raw)
         settings = dataclasses.replace(Settings(), **{field: value})
-        arms.append(served_arm(settings, name=f"{field}={raw}", model=args.model))
-    hooks = model_hooks_factory(["slm"]) if args.model else None
-    results = evaluate(args.dataset, args.data_dir, args.protocol, arms, out_dir=None,
-                       progress=False, stage="valid", limit_cases=args.limit_cases,
-                       model_hooks=hooks)
+        variants.append((served_arm(settings, name=f"{field}={raw}", model=args.model),
+                         settings))
+    if field == "text_neighbours" and args.model:
+        # the text space is built with the model hooks, once per evaluation: one run each
+        for arm, settings in variants:
+            _report(_evaluate(args, [arm], settings.text_neighbours))
+    else:
+        _report(_evaluate(args, [arm for arm, _ in variants], None))
+
+
+def _evaluate(args: argparse.Namespace, arms: list[Any], text_neighbours: int | None
+              ) -> dict[str, Any]:
+    hooks = (model_hooks_factory(["slm"], text_neighbours=text_neighbours) if args.model
+             else None)
+    return evaluate(args.dataset, args.data_dir, args.protocol, arms, out_dir=None,
+                    progress=False, stage="valid", limit_cases=args.limit_cases,
+                    model_hooks=hooks)
+
+
+def _report(results: dict[str, Any]) -> None:
     head = results["headline"]
     for name, arm in results["arms"].items():
         print(json.dumps({"arm": name, head: arm["metrics"][head],
                           "ndcg@10": arm["metrics"].get("ndcg@10"),
                           "cold": arm["slices"]["cold_item"]["metrics"].get(head),
                           "p50_ms": arm["latency_ms_p50"],
-                          "learn_us": arm["learner"]["learn_us_per_event"]}))
-
+                          "learn_us": arm["learner"]["learn_us_per_event"]}), flush=True)
 
 if __name__ == "__main__":
     main()

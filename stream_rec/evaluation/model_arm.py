@@ -32,11 +32,13 @@ HooksFactory = Callable[[Split, Sequence[Any]], ModelHooks]
 
 
 def model_hooks_factory(names: Sequence[str] | None, *, model_path: str = "",
-                        n_threads: int = 1) -> HooksFactory | None:
+                        n_threads: int = 1, text_neighbours: int | None = None
+                        ) -> HooksFactory | None:
     """A factory for model hooks when a model arm is wanted and the model can be found.
 
     ``names=None`` (every arm that can run) quietly returns None without a model; naming a
-    model arm without one raises ConfigError with the reason.
+    model arm without one raises ConfigError with the reason. ``text_neighbours``: each
+    item's precomputed text neighbours (default: the worker's ``Settings().text_neighbours``).
     """
     wanted = names is None or any(n in MODEL_ARMS or n.startswith("slm") for n in names)
     if not wanted:
@@ -52,13 +54,15 @@ def model_hooks_factory(names: Sequence[str] | None, *, model_path: str = "",
     rerank = names is not None and any(n.endswith("-rerank") for n in names)
 
     def factory(split: Split, catalog_items: Sequence[Any]) -> ModelHooks:
-        return build_model_hooks(path, catalog_items, n_threads=n_threads, rerank=rerank)
+        return build_model_hooks(path, catalog_items, n_threads=n_threads, rerank=rerank,
+                                 text_neighbours=text_neighbours)
 
     return factory
 
 
 def build_model_hooks(path: Path, catalog_items: Sequence[Any], *, n_threads: int = 1,
-                      progress: bool = False, rerank: bool = False) -> ModelHooks:
+                      progress: bool = False, rerank: bool = False,
+                      text_neighbours: int | None = None) -> ModelHooks:
     """Load the model, embed the catalog into a SemanticIndex, return its search; with
     ``rerank``, keep the model loaded for the in-process rerank, as a reranking worker does.
     """
@@ -71,7 +75,8 @@ def build_model_hooks(path: Path, catalog_items: Sequence[Any], *, n_threads: in
         vectors = embed_catalog(model, list(catalog_items), progress=progress)
         index = SemanticIndex(model.dim)
         index.add(vectors)
-        space = TextSpace.build(vectors, neighbours=Settings().text_neighbours)
+        neighbours = Settings().text_neighbours if text_neighbours is None else text_neighbours
+        space = TextSpace.build(vectors, neighbours=neighbours)
     except BaseException:
         model.close()
         raise
