@@ -63,5 +63,6 @@ def _report(results: dict[str, Any]) -> None:
                           "p50_ms": arm["latency_ms_p50"],
                           "learn_us": arm["learner"]["learn_us_per_event"]}), flush=True)
 
+
 if __name__ == "__main__":
     main()

@@ -128,8 +128,8 @@ class ItemStats:
         self.now_ms = 0
         self.deltas = 0
         self._top = _TopKeys(params.trending_size)
-        # the trending order's item ids and rows, for the order they were built from
-        self._trending_ids: tuple[list[int], list[str], np.ndarray] = ([], [], np.zeros(0, np.intp))
+        # the trending order's item ids, for the order (rows) they were read from
+        self._trending_ids: tuple[np.ndarray, list[str]] = (np.zeros(0, np.intp), [])
 
     def learn_one(self, delta: ItemDelta) -> None:
         """Fold one delta."""
@@ -177,11 +177,11 @@ class ItemStats:
     def trending(self, now_ms: int) -> list[tuple[str, float]]:
         """The ``trending_size`` most popular items at ``now_ms``, best first (ties: the
         item known first)."""
-        rows, ids = self._top.ordered(), self._trending_ids
-        if ids[0] is not rows:  # the order changed since the last call
-            ids = self._trending_ids = (rows, [self._ids[r] for r in rows],
-                                        np.asarray(rows, np.intp))
-        return list(zip(ids[1], self._decayed(ids[2], now_ms).tolist(), strict=True))
+        rows, (read_from, ids) = self._top.ordered(), self._trending_ids
+        if read_from is not rows:  # the order changed since the last call
+            ids = [self._ids[r] for r in rows.tolist()]
+            self._trending_ids = (rows, ids)
+        return list(zip(ids, self._decayed(rows, now_ms).tolist(), strict=True))
 
     def most_popular(self, now_ms: int, n: int) -> list[tuple[str, float]]:
         """The ``n`` most popular items at ``now_ms``, best first (ties: the item known first)."""
@@ -398,7 +398,7 @@ class _TopKeys:
         self.size = size
         self.keys: dict[int, float] = {}
         self._heap: list[tuple[float, int]] = []
-        self._order: list[int] | None = []
+        self._order: np.ndarray | None = np.zeros(0, np.intp)
 
     def offer(self, row: int, key: float) -> None:
         if self.size <= 0:
@@ -420,11 +420,11 @@ class _TopKeys:
             heapq.heapify(self._heap)
         self._order = None
 
-    def ordered(self) -> list[int]:
+    def ordered(self) -> np.ndarray:
         """Rows best first (ties: the lower row, i.e. the item known first)."""
         if self._order is None:
             keys = self.keys
             rows = np.fromiter(keys, np.intp, len(keys))
             values = np.fromiter(keys.values(), np.float64, len(keys))
-            self._order = rows[np.lexsort((rows, -values))].tolist()
+            self._order = rows[np.lexsort((rows, -values))]
         return self._order
