@@ -5,8 +5,8 @@
 Builds the Recommender from default ``Settings`` as ``serving.runtime.build_runtime`` does
 (``stream_rec/assembly.py``: stats, profile and rank parameters, the learned ranker, and,
 unless ``--no-model``, the default model's text space over the whole catalogue), replays
-the dataset's events as the worker folds them (the learner labels the list the user was
-last served, then ``observe`` and ``ItemStats.learn_one``), then asks ``recommend`` for a sample
+the dataset's events as the worker folds them (the learner labels the list before each
+event, then ``observe`` and ``ItemStats.learn_one``), then asks ``recommend`` for a sample
 of users at the last event's time. Reports CPU µs per event (learn, observe, fold) and the
 mean / p50 / p90 per recommendation (thread CPU time, single thread), each the best of
 ``--repeat`` passes over the same users to damp noise from other work.
@@ -23,7 +23,6 @@ The script only uses APIs that older commits also have, so the same command run 
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import random
 import time
@@ -63,10 +62,6 @@ def bench(dataset: str, data_dir: Path, *, max_events: int, recs: int, repeat: i
     events = data.events[:max_events] if max_events else data.events
     rec = served_recommender(list(data.catalog), model=model)
     learner = rec.learner() if rec.ranker is not None else None
-    # older commits: the learner built the list before each event itself (on_event(before,
-    # event)) and recommend had no ``learn``; newer ones learn from the lists served
-    labels_served = "learn" in inspect.signature(rec.recommend).parameters
-    serve_kwargs = {"learn": True} if labels_served else {}
     profiles: dict[str, UserProfile] = {}
     clock = time.thread_time_ns
     learn_ns = obs_ns = fold_ns = live_ns = 0
@@ -75,10 +70,7 @@ def bench(dataset: str, data_dir: Path, *, max_events: int, recs: int, repeat: i
         before = profiles.get(event.user_id) or UserProfile.new(event.user_id)
         t0 = clock()
         if learner is not None:
-            if labels_served:
-                learner.on_event(event)
-            else:
-                learner.on_event(before, event)
+            learner.on_event(before, event)
         t1 = clock()
         obs = rec.observe(before, event)
         t2 = clock()
@@ -91,7 +83,7 @@ def bench(dataset: str, data_dir: Path, *, max_events: int, recs: int, repeat: i
             profiles[event.user_id] = obs.profile
         if k >= live_from:
             rec.recommend(profiles.get(event.user_id) or before, now_ms=event.ts_ms,
-                          trigger=event, **serve_kwargs)
+                          trigger=event)
             live_ns += clock() - t0
     users = random.Random(0).sample(sorted(profiles), min(recs, len(profiles)))
     now = events[-1].ts_ms

@@ -198,8 +198,7 @@ def _serve(run: _ArmRun, event: Event, trigger: Event, perf: Callable[[], int]) 
     user = event.user_id
     profile = run.group.profiles.get(user) or UserProfile.new(user)
     t0 = perf()
-    items = run.recommender.recommend(profile, now_ms=event.ts_ms, trigger=trigger,
-                                      learn=True)
+    items = run.recommender.recommend(profile, now_ms=event.ts_ms, trigger=trigger)
     latency_ms = (perf() - t0) / 1e6
     rec_id = rec_id_for(user, event.event_id)
     run.attribution.on_recommendation({
@@ -214,11 +213,11 @@ def _serve(run: _ArmRun, event: Event, trigger: Event, perf: Callable[[], int]) 
 
 def _learn(runs: Sequence[_ArmRun], groups: Sequence[_Group], event: Event) -> None:
     """Apply ``event`` as the replay does: each learner sees it first (it labels the list
-    just served), then each group observes it and folds its delta at once."""
+    before it), then each group observes it and folds its delta at once."""
     user = event.user_id
     for run in runs:
         if run.learner is not None:
-            run.learner.on_event(event)
+            run.learner.on_event(run.group.profiles.get(user) or UserProfile.new(user), event)
     for group in groups:
         before = group.profiles.get(user) or UserProfile.new(user)
         obs = group.observer.observe(before, event)

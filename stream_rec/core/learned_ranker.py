@@ -1,11 +1,11 @@
 """A ranker that learns from the stream: linear listwise (softmax) model, online AdaGrad.
 
 Pure: numpy only, no Kafka, faust or model. The user's next item event labels the list
-that user was last served (:class:`StreamLearner`): every item the user touches at that
-next instant is a positive among that list's candidates, with the features they were
-ranked by, and one SGD step raises its softmax probability. Before any label the weights
-are the priors (:data:`stream_rec.core.features.PRIOR_WEIGHTS`: the fixed blend), so it
-ranks well from the first event; the learning rate and the pull toward the priors are the only
+that user would have been served just before it (:class:`StreamLearner`): every item the
+user touches at that next instant is a positive among that list's candidates, and one
+SGD step raises its softmax probability. Before any label the weights are the priors
+(:data:`stream_rec.core.features.PRIOR_WEIGHTS`: the fixed blend), so it ranks well from the
+first event; the learning rate and the pull toward the priors are the only
 hyper-parameters, one choice for every shop.
 
 The parameters are a plain, versioned record (:class:`RankerState`: ``to_dict`` /
@@ -24,6 +24,7 @@ import numpy as np
 
 from stream_rec.core.events import Event
 from stream_rec.core.features import FEATURES, PRIOR_WEIGHTS, CandidateSet
+from stream_rec.core.profile import UserProfile
 
 __all__ = ["LearnedRanker", "LearnerParams", "RankerState", "StreamLearner", "rank_candidates"]
 
@@ -123,91 +124,59 @@ class LearnedRanker:
 
 
 @dataclass
-class _Served:
+class _Pending:
     ts_ms: int
-    items: list[str]
-    x: np.ndarray
-
-
-@dataclass
-class _Labelling:
-    ts_ms: int
-    x: np.ndarray
+    candidates: CandidateSet
     index: dict[str, int]
     labelled: list[int] = field(default_factory=list)
 
 
-@dataclass
-class _UserLists:
-    served: _Served | None = None  # the latest list served to the user
-    labelling: _Labelling | None = None  # the list the current instant labels
-
-
-_ITEM_EVENTS = frozenset({"view", "rec_click", "add_to_cart", "purchase"})
-
-
 class StreamLearner:
-    """Labels the list each user was last served with their next instant's items, and learns.
+    """Labels each user's would-be list with their next instant's items and learns.
 
-    ``on_served(user, ts_ms, candidates)`` keeps the candidates (and their features, as
-    they were when ranked) of the list just served; ``on_event(event)`` is called with
-    every event before it is folded. The first item event at a later instant than the
-    served list turns that list into a training list: every item the user touches at that
-    instant is a positive among its candidates. Learning costs one SGD step per label: the
-    features are the ones the ranker served with (no second candidate build, no
-    train/serve skew). One user's lists are kept in an LRU of ``max_users`` (losing one
-    only loses a training example).
+    ``build(profile, now_ms)`` must return the candidates the recommender would rank for
+    ``profile`` (built from the state *before* the labelling event is folded). One list is
+    kept per user (an LRU of ``max_users``; losing one only loses a training example).
     """
 
-    def __init__(self, ranker: LearnedRanker, *, max_users: int = 100_000) -> None:
+    def __init__(self, ranker: LearnedRanker,
+                 build: Callable[[UserProfile, int], CandidateSet], *,
+                 max_users: int = 100_000) -> None:
         self.ranker = ranker
+        self.build = build
         self.max_users = max_users
-        self._users: OrderedDict[str, _UserLists] = OrderedDict()
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self.lists = 0
         self.labels = 0
         self.misses = 0  # labels whose item was not among the candidates
         self.loss_sum = 0.0
 
-    def on_served(self, user_id: str, ts_ms: int, candidates: CandidateSet) -> None:
-        """Keep the candidates of the list served to ``user_id`` for a trigger at ``ts_ms``."""
-        lists = self._users.get(user_id)
-        if lists is None:
-            lists = self._users[user_id] = _UserLists()
-            if len(self._users) > self.max_users:
-                self._users.popitem(last=False)
-        else:
-            self._users.move_to_end(user_id)
-        lists.served = _Served(ts_ms, candidates.items, candidates.x)
-
-    def on_event(self, event: Event) -> None:
-        """Label with ``event`` (call before it is folded and before the list it triggers
-        is served)."""
+    def on_event(self, before: UserProfile, event: Event) -> None:
+        """Call with the user's profile before ``event`` and before its delta is folded."""
         item = event.item_id
-        if item is None or event.type not in _ITEM_EVENTS:
+        if item is None or event.type not in ("view", "rec_click", "add_to_cart",
+                                              "purchase") or not before.recent:
             return
-        lists = self._users.get(event.user_id)
-        if lists is None:
+        every = self.ranker.params.sample_every
+        if every > 1 and zlib.crc32(f"{event.user_id}|{event.ts_ms}".encode()) % every:
             return
-        labelling = lists.labelling
-        if labelling is None or labelling.ts_ms != event.ts_ms:
-            served = lists.served
-            lists.labelling = None
-            if served is None or served.ts_ms >= event.ts_ms:
-                return  # nothing served before this instant
-            every = self.ranker.params.sample_every
-            if every > 1 and zlib.crc32(f"{event.user_id}|{event.ts_ms}".encode()) % every:
-                return
-            labelling = lists.labelling = _Labelling(
-                event.ts_ms, served.x, {i: k for k, i in enumerate(served.items)})
+        pending = self._pending.get(event.user_id)
+        if pending is None or pending.ts_ms != event.ts_ms:
+            built = self.build(before, event.ts_ms)
+            pending = _Pending(event.ts_ms, built, {i: k for k, i in enumerate(built.items)})
+            self._pending[event.user_id] = pending
             self.lists += 1
-        k = labelling.index.get(item)
+            if len(self._pending) > self.max_users:
+                self._pending.popitem(last=False)
+        self._pending.move_to_end(event.user_id)
+        k = pending.index.get(item)
         if k is None:
             self.misses += 1
             return
-        if k in labelling.labelled:
+        if k in pending.labelled:
             return
-        self.loss_sum += self.ranker.learn_one(labelling.x, k, labelling.labelled)
-        labelling.labelled.append(k)
+        self.loss_sum += self.ranker.learn_one(pending.candidates.x, k, pending.labelled)
+        pending.labelled.append(k)
         self.labels += 1
 
 

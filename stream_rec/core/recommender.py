@@ -55,7 +55,6 @@ class Recommender:
         # the learned ranker (None: the fixed blend) and the model's text space it reads
         self.ranker = ranker
         self.text_space = text_space
-        self._learner: StreamLearner | None = None  # keeps served lists (``learner()``)
 
     @property
     def stats_params(self) -> StatsParams:
@@ -79,14 +78,11 @@ class Recommender:
                   exclude: frozenset[str] = frozenset(),
                   allow: frozenset[str] | None = None,
                   top_k: int | None = None,
-                  semantic: bool = True,
-                  learn: bool = False) -> list[RecItem]:
+                  semantic: bool = True) -> list[RecItem]:
         """The fast scorer's top-k for ``profile`` at ``now_ms`` (never ``exclude``; only
         ``allow`` when given). ``top_k`` overrides the configured list length (the LLM arm
         asks for more candidates); ``semantic=False`` leaves out the model's ``similar``
-        source (the holdout arm: no model at all). ``learn=True`` (a list the worker
-        serves, with the model): the learner keeps its candidates, and the user's next
-        instant labels them."""
+        source (the holdout arm: no model at all)."""
         just_bought = frozenset(
             [trigger.item_id] if trigger is not None and trigger.type == "purchase"
             and trigger.item_id else [])
@@ -94,8 +90,7 @@ class Recommender:
         if self.ranker is not None:
             return self._learned(profile, now_ms=now_ms, params=params,
                                  just_bought=just_bought, exclude=exclude, allow=allow,
-                                 semantic=semantic,
-                                 served_at=_served_at(trigger, now_ms) if learn else None)
+                                 semantic=semantic)
         return recommend(profile, self.stats, self.catalog, now_ms=now_ms,
                          params=params, just_bought=just_bought,
                          vector_search=self.vector_search if semantic else None,
@@ -114,27 +109,23 @@ class Recommender:
                                  buy_again_half_life_s=params.buy_again_half_life_s),
             space=self.text_space if semantic else None, blocked=blocked, allow=allow)
 
-    def learner(self) -> StreamLearner:
-        """What learns the ranker from the stream: it keeps every list served with
-        ``recommend(..., learn=True)``; call its ``on_event(event)`` with each event before
-        the event is folded and served (raises ValueError without a ranker)."""
+    def learner(self, *, semantic: bool = True) -> StreamLearner:
+        """What learns the ranker from the stream: call ``on_event(before, event)`` with
+        each event before its delta is folded (raises ValueError without a ranker)."""
         if self.ranker is None:
             raise ValueError("learner: this recommender has no learned ranker")
-        self._learner = StreamLearner(self.ranker)
-        return self._learner
+        return StreamLearner(self.ranker, lambda profile, now_ms: self.candidates(
+            profile, now_ms=now_ms, semantic=semantic))
 
     def _learned(self, profile: UserProfile, *, now_ms: int, params: RankParams,
                  just_bought: frozenset[str], exclude: frozenset[str],
-                 allow: frozenset[str] | None, semantic: bool,
-                 served_at: int | None) -> list[RecItem]:
+                 allow: frozenset[str] | None, semantic: bool) -> list[RecItem]:
         assert self.ranker is not None
         blocked = exclude | frozenset(profile.cart) | frozenset(
             item for item in just_bought
             if self.stats.repeat_propensity(item) < params.one_off_propensity)
         found = self.candidates(profile, now_ms=now_ms, blocked=blocked, allow=allow,
                                 semantic=semantic)
-        if served_at is not None and semantic and self._learner is not None:
-            self._learner.on_served(profile.user_id, served_at, found)
         catalog = self.catalog
         check = params.require_catalog and len(catalog) > 0
 
@@ -144,12 +135,6 @@ class Recommender:
         return [RecItem(item, score, reason(source, anchor, item, catalog, profile))
                 for item, score, source, anchor in rank_candidates(
                     found, self.ranker, top_k=params.top_k, keep=keep)]
-
-
-def _served_at(trigger: Event | None, now_ms: int) -> int:
-    """The instant a served list belongs to: its trigger's (the user's next instant after
-    it labels the list), else the clock."""
-    return trigger.ts_ms if trigger is not None else now_ms
 
 
 def rec_id_for(user_id: str, event_id: str) -> str:

@@ -59,8 +59,6 @@ class Arm:
     rank: Mapping[str, Any] = field(default_factory=dict)  # other RankParams fields
     learner: LearnerParams | None = None  # the learned ranker's (None: fixed blend)
     rerank_top_n: int = 0  # > 1: the model reorders the list's first N by log-likelihood
-    # the event types a worker answers; a learned arm learns from the lists it serves them
-    triggers: tuple[str, ...] = Settings().trigger_types
 
     def rank_params(self, top_k: int, base: RankParams | None = None) -> RankParams:
         """The arm's RankParams (on top of ``base``) with ``top_k`` items."""
@@ -91,7 +89,7 @@ def served_arm(settings: Settings | None = None, *, name: str = "slm",
     return Arm(name, summary, weights, stats=assembly.stats_params(settings),
                profile=assembly.profile_params(settings), needs_model=model,
                rank={"per_source": rank.per_source},
-               learner=assembly.learner_params(settings), triggers=settings.trigger_types)
+               learner=assembly.learner_params(settings))
 
 
 def _base_arms() -> dict[str, Arm]:

@@ -191,9 +191,9 @@ def replay_group(
         before = profiles.get(event.user_id)
         if before is None:
             before = UserProfile.new(event.user_id)
-        for tally in learners:  # the event labels the list last served; delta not folded
+        for tally in learners:  # the next event labels the list before it; delta not folded
             l0 = perf()
-            tally.learner.on_event(event)  # type: ignore[union-attr]
+            tally.learner.on_event(before, event)  # type: ignore[union-attr]
             tally.learn_ns += perf() - l0
         t0 = perf()
         obs = observer.observe(before, event)
@@ -210,8 +210,6 @@ def replay_group(
                 group.enrich_ns += perf() - t2
             profiles[event.user_id] = profile
             group.applied += 1
-        if learners:
-            _serve_triggers(learners, event, profiles.get(event.user_id) or before, perf)
         if i % _RSS_EVERY == 0:
             peak = max(peak, rss_mb())
             bar.update(_RSS_EVERY if i else 1)
@@ -226,18 +224,6 @@ def replay_group(
     group.users = len(profiles)
     group.items = len(stats)
     return tallies, group
-
-
-def _serve_triggers(learners: list[ArmTally], event: Event, profile: UserProfile,
-                    perf: Callable[[], int]) -> None:
-    """What a worker does after folding a trigger event: rank for the user and keep the list
-    for the learner (its next instant labels it). Timed as learning: a worker pays it to
-    answer anyway, the replay only to learn."""
-    for tally in learners:
-        if event.type in tally.arm.triggers:
-            l0 = perf()
-            tally.recommender.recommend(profile, now_ms=event.ts_ms, trigger=event, learn=True)
-            tally.learn_ns += perf() - l0
 
 
 def _ask(case: TestCase, profiles: dict[str, UserProfile], tallies: list[ArmTally],

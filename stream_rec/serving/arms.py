@@ -32,7 +32,7 @@ async def recommendation(runtime: WorkerRuntime, profile: UserProfile, event: Ev
     started = time.time()
     holdout = runtime.arm_kind(arm) == "holdout"
     items = runtime.recommender.recommend(profile, now_ms=event.ts_ms, trigger=event,
-                                          semantic=not holdout, learn=not holdout)
+                                          semantic=not holdout)
     runtime.metrics.stage_latency.labels("rank").observe(time.time() - started)
     model = FAST_MODEL if holdout else runtime.model_name
     reason: str | None = None

@@ -201,9 +201,9 @@ class EventHandler(_DeadLettering):
         obs = runtime.recommender.observe(before, event, partition=message.partition,
                                           offset=message.offset)
         if obs.applied and runtime.learner is not None:
-            # the event labels the list this user was last served (one SGD step on the
-            # features it was ranked by; the list this event triggers comes after)
-            runtime.learner.on_event(event)
+            # the event labels the list this user would have had before it (no model call;
+            # its delta is folded later, so the features do not see it)
+            runtime.learner.on_event(before, event)
         if obs.applied:
             state.profile = obs.profile
             state.changed = True
