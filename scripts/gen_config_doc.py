@@ -75,6 +75,8 @@ DESCRIPTIONS: dict[str, str] = {
     "dedupe_window": "Recent event ids kept per user to skip redelivered events",
     "top_k": "Items per recommendation (1 to 100)",
     "candidates_per_source": "Candidates taken from each generator before ranking",
+    "covisit_history": "Recent distinct items of a user that anchor co-visitation candidates "
+                       "(1 to RECENT_ITEMS)",
     "ranker": "`learned` (a listwise ranker learning online from the stream, starting from the "
               "fixed blend) or `blend` (the fixed blend)",
     "ranker_learning_rate": "AdaGrad step of the learned ranker",

@@ -28,7 +28,8 @@ def profile_params(settings: Settings) -> ProfileParams:
 
 
 def rank_params(settings: Settings) -> RankParams:
-    return RankParams(top_k=settings.top_k, per_source=settings.candidates_per_source)
+    return RankParams(top_k=settings.top_k, per_source=settings.candidates_per_source,
+                      covisit_history=settings.covisit_history)
 
 
 def learner_params(settings: Settings) -> LearnerParams | None:

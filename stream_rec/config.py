@@ -128,6 +128,7 @@ class Settings:
     # chosen on the validation stages of all three datasets (docs/learned_ranker.md):
     # fewer candidates rank as well or better and cost less than 50
     candidates_per_source: int = 25
+    covisit_history: int = 10  # recent distinct items anchoring co-visitation (swept: 5/10/20 tie)
     trigger_types: tuple[str, ...] = ("view", "add_to_cart", "purchase", "rec_request")
     popularity_half_life_s: float = 3 * 86_400.0
     covisit_window: int = 5
@@ -277,6 +278,9 @@ class Settings:
             _bad("max_event_bytes", self.max_event_bytes, "must be >= 256")
         if self.ranker not in ("learned", "blend"):
             _bad("ranker", self.ranker, "must be 'learned' or 'blend'")
+        if not 1 <= self.covisit_history <= self.recent_items:
+            _bad("covisit_history", self.covisit_history,
+                 "must be between 1 and RECENT_ITEMS (the recent items a user's state keeps)")
         if self.ranker_sample_every < 1:
             _bad("ranker_sample_every", self.ranker_sample_every, "must be >= 1")
         if self.ranker_publish_s <= 0:

@@ -39,6 +39,7 @@ FEATURES: tuple[str, ...] = (
     "bought",  # log(1 + times this user bought it)
     "touched",  # the user touched it before
     "touch_recency",  # 1 / (1 + instants since the user last touched it)
+    "bought_days",  # log(1 + days since this user last bought it), 0 when never bought
     "repeat_rate",  # log of the item's shop-wide repeat propensity
     "popularity",  # log of its decayed popularity share
     "count",  # log(1 + interactions ever)
@@ -186,7 +187,7 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
     for name, values in features.items():
         x[:, _COL[name]] = values
     x[:, _COL["covisit_x_history"]] = x[:, _COL["covisit"]] * history
-    _user_columns(x, pos, profile)
+    _user_columns(x, pos, profile, now_ms)
     if profile.categories:
         affinity = dict(profile.categories)
         total = sum(affinity.values()) or 1.0
@@ -205,13 +206,17 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
     return CandidateSet(items, x, parts, anchors)
 
 
-def _user_columns(x: np.ndarray, pos: dict[str, int], profile: UserProfile) -> None:
-    """What this user did with each candidate: bought (how often), touched (how lately)."""
+def _user_columns(x: np.ndarray, pos: dict[str, int], profile: UserProfile,
+                  now_ms: int) -> None:
+    """What this user did with each candidate: bought (how often, how long ago), touched
+    (how lately)."""
     bought, touched, recency = _COL["bought"], _COL["touched"], _COL["touch_recency"]
-    for item, times, _ in profile.purchased:
+    days = _COL["bought_days"]
+    for item, times, last_ms in profile.purchased:
         k = pos.get(item)
         if k is not None and times:
             x[k, bought] = math.log1p(times)
+            x[k, days] = math.log1p(max(0, now_ms - last_ms) / _DAY_MS)
             x[k, touched] = 1.0
             x[k, recency] = 0.05  # bought, but not among the recent touches
     for item, age in _touch_ages(profile).items():

@@ -88,7 +88,7 @@ def served_arm(settings: Settings | None = None, *, name: str = "slm",
                "the served ranker without the model's features")
     return Arm(name, summary, weights, stats=assembly.stats_params(settings),
                profile=assembly.profile_params(settings), needs_model=model,
-               rank={"per_source": rank.per_source},
+               rank={"per_source": rank.per_source, "covisit_history": rank.covisit_history},
                learner=assembly.learner_params(settings))
 
 

@@ -79,3 +79,31 @@ def test_stream_learner_labels_the_list_before_the_event() -> None:
     assert top  # popular backfill for a new user
     mid = profiles["u0"]
     assert rec.recommend(mid, now_ms=ts + 10**7)[0].item_id in items
+
+
+def test_bought_days_says_how_long_ago_the_user_last_bought_each_candidate() -> None:
+    items = ["tea", "mug", "pot"]
+    rec = Recommender(Catalog(CatalogItem(i, i.upper(), "") for i in items), ItemStats(),
+                      ranker=LearnedRanker())
+    day = 86_400_000
+    profile = UserProfile.new("u")
+    for n, (item, ts) in enumerate((("tea", 0), ("mug", 0), ("tea", 3 * day))):
+        event = Event(f"e{n}", "purchase", "u", ts, item_id=item)
+        obs = rec.observe(profile, event)
+        profile = obs.profile
+        assert obs.delta is not None
+        rec.stats.learn_one(obs.delta)
+    found = rec.candidates(profile, now_ms=10 * day)
+    days = {item: float(found.x[k, FEATURES.index("bought_days")])
+            for k, item in enumerate(found.items)}
+    assert days["tea"] == np.float32(np.log1p(7.0))  # last bought on day 3
+    assert days["mug"] == np.float32(np.log1p(10.0))
+    assert days.get("pot", 0.0) == 0.0  # never bought
+
+
+def test_a_state_saved_before_a_feature_was_added_keeps_its_weights() -> None:
+    old = RankerState(("prior", "bought", "gone"), (0.5, 2.0, 9.0), (1.0, 1.0, 1.0))
+    weights = dict(zip(FEATURES, LearnedRanker(state=old).w.tolist(), strict=True))
+    assert weights["prior"] == 0.5 and weights["bought"] == 2.0
+    assert weights["bought_days"] == 0.0  # the new feature starts at its prior
+    assert "gone" not in weights

@@ -127,6 +127,14 @@ def test_bad_llm_arm_settings_name_the_variable(env: dict[str, str], message: st
         Settings.from_env(env)
 
 
+def test_covisit_history_cannot_reach_past_the_recent_items_a_profile_keeps() -> None:
+    assert Settings.from_env({"STREAM_REC_COVISIT_HISTORY": "20"}).covisit_history == 20
+    with pytest.raises(ConfigError, match="STREAM_REC_COVISIT_HISTORY=21 must be between 1"):
+        Settings.from_env({"STREAM_REC_COVISIT_HISTORY": "21"})
+    with pytest.raises(ConfigError, match="STREAM_REC_COVISIT_HISTORY=0"):
+        Settings.from_env({"STREAM_REC_COVISIT_HISTORY": "0"})
+
+
 def test_an_llm_worker_on_an_http_server_is_a_valid_configuration() -> None:
     s = Settings.from_env({"STREAM_REC_ROLE": "llm", "STREAM_REC_LLM_BACKEND": "openai",
                            "STREAM_REC_LLM_URL": "http://127.0.0.1:8000/v1",
