@@ -3,7 +3,8 @@
     python bench/arms_table.py docs/accuracy/learned/online-retail/results.json
 
 One row per arm: the headline metric, NDCG@10, both cold-start slices (cases in
-brackets), and the recommend call's p50 / p99 latency.
+brackets), and the recommend call's p50 / p99 latency; then the paired differences (the
+model's ablation `slm - fast`, the learner's `fast - blend`) on the headline metric.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def paired(results: dict[str, Any]) -> str:
+    """One line per paired comparison: the headline's mean per-case difference ± 1.96 SE."""
+    head = results["headline"]
+    return "\n".join(
+        f"{pair}: {head} {d['metrics'][head]['diff']:+.4f} ± {1.96 * d['metrics'][head]['se']:.4f}"
+        f" (95 %, paired over {d['cases']:,} cases)"
+        for pair, d in (results.get("paired") or {}).items())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, nargs="+")
@@ -39,6 +49,9 @@ def main() -> None:
         print(f"{results['dataset']} / {results['protocol']} ({results['date']}, "
               f"load {results['machine'].get('load_avg', '?')})")
         print(table(results))
+        if results.get("paired"):
+            print()
+            print(paired(results))
 
 
 if __name__ == "__main__":

@@ -319,16 +319,22 @@ def hashed_cases(cases: Sequence[TestCase], limit: int) -> list[TestCase]:
     return [case for i, case in enumerate(cases) if i in chosen]
 
 
+# (arm, what it is compared with): the model's ablation (the served ranker without the
+# model's features) and the learner's (the fixed blend it starts from)
+ABLATION_PAIRS: tuple[tuple[str, str], ...] = (("slm", "fast"), ("fast", "blend"))
+
+
 def _paired(tallies: Mapping[str, ArmTally]) -> dict[str, Any]:
-    """Each ``<base>-rerank`` arm minus its ``<base>`` arm on the same cases: per metric,
-    the mean per-case difference and its standard error."""
+    """Each ``<base>-rerank`` arm minus its ``<base>`` arm, and each of
+    :data:`ABLATION_PAIRS`, on the same cases: per metric, the mean per-case difference and
+    its standard error (far smaller than either arm's own when the two agree on most cases)."""
+    pairs = [(name, name.removesuffix("-rerank")) for name in tallies if name.endswith("-rerank")]
+    pairs += list(ABLATION_PAIRS)
     out: dict[str, Any] = {}
-    for name, tally in tallies.items():
-        base = tallies.get(name.removesuffix("-rerank"))
-        if not name.endswith("-rerank") or base is None:
-            continue
-        if len(base.per_case) != len(tally.per_case):
-            continue  # not asked the same cases (different replay groups)
+    for name, base_name in pairs:
+        tally, base = tallies.get(name), tallies.get(base_name)
+        if tally is None or base is None or len(base.per_case) != len(tally.per_case):
+            continue  # not both run, or not asked the same cases
         diffs: dict[str, Any] = {}
         for key in tally.metrics.keys:
             d = [a[key] - b[key] for a, b in zip(tally.per_case, base.per_case, strict=True)]
@@ -337,7 +343,7 @@ def _paired(tallies: Mapping[str, ArmTally]) -> dict[str, Any]:
             var = sum((x - mean) ** 2 for x in d) / (n - 1) if n > 1 else math.nan
             diffs[key] = {"diff": _r(mean, 6), "se": _r(math.sqrt(var / n), 6)
                           if n > 1 else math.nan}
-        out[f"{name} - {base.arm.name}"] = {"cases": len(tally.per_case), "metrics": diffs}
+        out[f"{name} - {base_name}"] = {"cases": len(tally.per_case), "metrics": diffs}
     return out
 
 

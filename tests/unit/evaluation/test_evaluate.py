@@ -153,6 +153,23 @@ def test_results_json_keys_are_stable(movielens_dir: Path, tmp_path: Path) -> No
     assert (out / "results.md").read_text().startswith("# movielens / llamarec")
 
 
+def test_the_learners_ablation_is_paired_case_by_case(movielens_dir: Path,
+                                                     tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    results = evaluate("movielens", movielens_dir, "llamarec", ["blend", "fast"], out_dir=out,
+                       progress=False, plots=False)
+    paired = results["paired"]["fast - blend"]
+    assert paired["cases"] == results["split"]["cases_evaluated"]
+    fast, blend = results["arms"]["fast"]["metrics"], results["arms"]["blend"]["metrics"]
+    for metric, d in paired["metrics"].items():
+        assert d["diff"] == pytest.approx(fast[metric] - blend[metric], abs=2e-6)
+        assert d["se"] >= 0
+    assert "## Paired: fast - blend on the same" in (out / "results.md").read_text()
+    only_one = evaluate("movielens", movielens_dir, "llamarec", ["fast"], out_dir=None,
+                        progress=False, plots=False)
+    assert only_one["paired"] == {}
+
+
 def test_reports_label_every_copied_number_as_external_and_name_its_source(
         movielens_dir: Path) -> None:
     results = evaluate("movielens", movielens_dir, "llamarec", ["popular"], out_dir=None,
