@@ -3,7 +3,8 @@
     python bench/tune_ranker.py --dataset amazon-minionerec --data-dir DIR --protocol minionerec \
         --set ranker_learning_rate=0.01,0.05 [--model] [--limit-cases N]
 
-Prints the headline metric and the cold-item slice of each variant; never asks test cases.
+Prints the headline metric and the cold-item slice of each variant, and each one's paired
+difference from the first value (`vs_first`: mean, 1.96 SE); never asks test cases.
 ``text_neighbours`` (the text space is built with the model) runs one evaluation per value.
 """
 
@@ -40,28 +41,38 @@ def main() -> None:
     if field == "text_neighbours" and args.model:
         # the text space is built with the model hooks, once per evaluation: one run each
         for arm, settings in variants:
-            _report(_evaluate(args, [arm], settings.text_neighbours))
+            _report(_evaluate(args, [arm], settings.text_neighbours, ()))
     else:
-        _report(_evaluate(args, [arm for arm, _ in variants], None))
+        arms = [arm for arm, _ in variants]
+        first = arms[0].name  # each other value is paired with the first, case by case
+        _report(_evaluate(args, arms, None, [(arm.name, first) for arm in arms[1:]]))
 
 
-def _evaluate(args: argparse.Namespace, arms: list[Any], text_neighbours: int | None
-              ) -> dict[str, Any]:
+def _evaluate(args: argparse.Namespace, arms: list[Any], text_neighbours: int | None,
+              pairs: list[tuple[str, str]] | tuple[()]) -> dict[str, Any]:
     hooks = (model_hooks_factory(["slm"], text_neighbours=text_neighbours) if args.model
              else None)
     return evaluate(args.dataset, args.data_dir, args.protocol, arms, out_dir=None,
                     progress=False, stage="valid", limit_cases=args.limit_cases,
-                    model_hooks=hooks)
+                    model_hooks=hooks, pairs=pairs)
 
 
 def _report(results: dict[str, Any]) -> None:
+    """One JSON line per value; ``vs_first`` = the headline's mean per-case difference from
+    the first value and 1.96 standard errors of it (paired on the same cases)."""
     head = results["headline"]
+    first = next(iter(results["arms"]))
     for name, arm in results["arms"].items():
-        print(json.dumps({"arm": name, head: arm["metrics"][head],
-                          "ndcg@10": arm["metrics"].get("ndcg@10"),
-                          "cold": arm["slices"]["cold_item"]["metrics"].get(head),
-                          "p50_ms": arm["latency_ms_p50"],
-                          "learn_us": arm["learner"]["learn_us_per_event"]}), flush=True)
+        line = {"arm": name, head: arm["metrics"][head],
+                "ndcg@10": arm["metrics"].get("ndcg@10"),
+                "cold": arm["slices"]["cold_item"]["metrics"].get(head),
+                "p50_ms": arm["latency_ms_p50"],
+                "learn_us": arm["learner"]["learn_us_per_event"]}
+        paired = results["paired"].get(f"{name} - {first}")
+        if paired:
+            d = paired["metrics"][head]
+            line["vs_first"] = [d["diff"], round(1.96 * d["se"], 6)]
+        print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ def evaluate(
     command: str | None = None,
     plots: bool = True,
     recs_out: Path | str | None = None,
+    pairs: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """Replay ``dataset_name`` under ``protocol`` through each arm; return (and write) results.
 
@@ -91,7 +92,9 @@ def evaluate(
     a fixed subset spread over the whole replay, the same for every arm and every run);
     ``stage="valid"`` asks validation questions instead (for tuning, see ``stages``).
     ``recs_out`` writes every arm's list for every case there (JSON lines, see
-    :func:`evaluate_split`).
+    :func:`evaluate_split`). ``pairs`` names further (arm, base) comparisons for ``paired``
+    (beside the rerank arms and :data:`ABLATION_PAIRS`), e.g. each value of a sweep against
+    the default.
     """
     protocol = protocol or DEFAULT_PROTOCOLS.get(dataset_name)
     if protocol is None:
@@ -107,7 +110,7 @@ def evaluate(
     results = evaluate_split(split, dataset.catalog, chosen, dataset_name=dataset_name,
                              limit_cases=limit_cases, case_sample=case_sample, cost=cost,
                              progress=progress, model_hooks=model_hooks,
-                             recs_out=recs_out)
+                             recs_out=recs_out, pairs=pairs)
     results["stage"] = stage
     results["protocol_options"] = {k: str(v) for k, v in options.items()}
     results["load_s"] = round(load_s, 2)
@@ -131,6 +134,7 @@ def evaluate_split(
     progress: bool = True,
     model_hooks: Callable[[Split, Sequence[Any]], ModelHooks] | None = None,
     recs_out: Path | str | None = None,
+    pairs: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """The replay and the results dict for an already-built split (no other files written).
 
@@ -183,7 +187,7 @@ def evaluate_split(
                   "cases_evaluated": len(cases), "items": len(split.item_ids)},
         "case_sample": case_sample if len(cases) < len(split.cases) else "all",
         "arms": arm_results,
-        "paired": _paired(tallies),
+        "paired": _paired(tallies, pairs),
         "ablation": _ablation(arm_results, headline),
         "published": ({**_jsonable(PUBLISHED[key]), **LABELS["published"]}
                       if key in PUBLISHED else {}),
@@ -324,12 +328,13 @@ def hashed_cases(cases: Sequence[TestCase], limit: int) -> list[TestCase]:
 ABLATION_PAIRS: tuple[tuple[str, str], ...] = (("slm", "fast"), ("fast", "blend"))
 
 
-def _paired(tallies: Mapping[str, ArmTally]) -> dict[str, Any]:
-    """Each ``<base>-rerank`` arm minus its ``<base>`` arm, and each of
-    :data:`ABLATION_PAIRS`, on the same cases: per metric, the mean per-case difference and
-    its standard error (far smaller than either arm's own when the two agree on most cases)."""
+def _paired(tallies: Mapping[str, ArmTally],
+            extra: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """Each ``<base>-rerank`` arm minus its ``<base>`` arm, each of :data:`ABLATION_PAIRS`
+    and of ``extra``, on the same cases: per metric, the mean per-case difference and its
+    standard error (far smaller than either arm's own when the two agree on most cases)."""
     pairs = [(name, name.removesuffix("-rerank")) for name in tallies if name.endswith("-rerank")]
-    pairs += list(ABLATION_PAIRS)
+    pairs += [*ABLATION_PAIRS, *extra]
     out: dict[str, Any] = {}
     for name, base_name in pairs:
         tally, base = tallies.get(name), tallies.get(base_name)

@@ -170,6 +170,17 @@ def test_the_learners_ablation_is_paired_case_by_case(movielens_dir: Path,
     assert only_one["paired"] == {}
 
 
+def test_a_sweep_pairs_each_value_with_the_one_it_is_named_against(movielens_dir: Path) -> None:
+    results = evaluate("movielens", movielens_dir, "llamarec", ["item-knn", "popular"],
+                       out_dir=None, progress=False, plots=False,
+                       pairs=[("popular", "item-knn"), ("popular", "absent")])
+    assert set(results["paired"]) == {"popular - item-knn"}
+    d = results["paired"]["popular - item-knn"]["metrics"]["recall@10"]
+    arms = results["arms"]
+    assert d["diff"] == pytest.approx(arms["popular"]["metrics"]["recall@10"]
+                                      - arms["item-knn"]["metrics"]["recall@10"], abs=2e-6)
+
+
 def test_reports_label_every_copied_number_as_external_and_name_its_source(
         movielens_dir: Path) -> None:
     results = evaluate("movielens", movielens_dir, "llamarec", ["popular"], out_dir=None,
