@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from stream_rec.config import Settings
@@ -41,7 +42,7 @@ def main() -> None:
     if field == "text_neighbours" and args.model:
         # the text space is built with the model hooks, once per evaluation: one run each
         for arm, settings in variants:
-            _report(_evaluate(args, [arm], settings.text_neighbours, ()))
+            _report(_evaluate(args, [arm], settings.text_neighbours))
     else:
         arms = [arm for arm, _ in variants]
         first = arms[0].name  # each other value is paired with the first, case by case
@@ -49,7 +50,7 @@ def main() -> None:
 
 
 def _evaluate(args: argparse.Namespace, arms: list[Any], text_neighbours: int | None,
-              pairs: list[tuple[str, str]] | tuple[()]) -> dict[str, Any]:
+              pairs: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
     hooks = (model_hooks_factory(["slm"], text_neighbours=text_neighbours) if args.model
              else None)
     return evaluate(args.dataset, args.data_dir, args.protocol, arms, out_dir=None,
