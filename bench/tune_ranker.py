@@ -3,6 +3,8 @@
     python bench/tune_ranker.py --dataset amazon-minionerec --data-dir DIR --protocol minionerec \
         --set ranker_learning_rate=0.01,0.05 [--model] [--limit-cases N]
 
+Without ``--set`` it scores the default settings alone (``bench/ab_trees.sh``).
+
 Prints the headline metric and the cold-item slice of each variant, and each one's paired
 difference from the first value (`vs_first`: mean, 1.96 SE); never asks test cases.
 ``text_neighbours`` (the text space is built with the model) runs one evaluation per value.
@@ -27,17 +29,19 @@ def main() -> None:
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--protocol", required=True)
-    ap.add_argument("--set", required=True, help="field=v1,v2 (a Settings field)")
+    ap.add_argument("--set", default="",
+                    help="field=v1,v2 (a Settings field); omitted: the defaults alone")
     ap.add_argument("--model", action="store_true", help="the slm arm (else fast)")
     ap.add_argument("--limit-cases", type=int, default=0)
     args = ap.parse_args()
-    field, values = args.set.split("=")
+    field, values = args.set.split("=") if args.set else ("top_k", str(Settings().top_k))
     kind = {f.name: f.type for f in dataclasses.fields(Settings)}[field]
     variants = []
     for raw in values.split(","):
         value = {"int": int, "float": float}.get(str(kind), str)(raw)
         settings = dataclasses.replace(Settings(), **{field: value})
-        variants.append((served_arm(settings, name=f"{field}={raw}", model=args.model),
+        name = f"{field}={raw}" if args.set else "default"
+        variants.append((served_arm(settings, name=name, model=args.model),
                          settings))
     if field == "text_neighbours" and args.model:
         # the text space is built with the model hooks, once per evaluation: one run each

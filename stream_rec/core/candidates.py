@@ -126,16 +126,17 @@ def buy_again(profile: UserProfile, stats: ItemStats, *, n: int, now_ms: int,
     Scores are absolute in [0, 1) (not rescaled by the ranker): ``1 - exp(-rate * times)``,
     so an item nobody re-buys stays near 0 however often this user bought it once.
     """
-    if not profile.purchased:
+    purchased = [p for p in profile.purchased if p[0] not in exclude]
+    if not purchased:
         return {}
     rate = math.log(2) / (half_life_s * 1000.0)
-    items = [item for item, _, _ in profile.purchased]
-    times = np.fromiter((t for _, t, _ in profile.purchased), np.float64, len(items))
-    last_ms = np.fromiter((ts for _, _, ts in profile.purchased), np.float64, len(items))
+    items = [item for item, _, _ in purchased]
+    times = np.fromiter((t for _, t, _ in purchased), np.float64, len(items))
+    last_ms = np.fromiter((ts for _, _, ts in purchased), np.float64, len(items))
     recency = np.exp(-rate * np.maximum(0.0, now_ms - last_ms))
     expected = stats.columns(items, now_ms).repeat_propensity * times
     scores = (1.0 - np.exp(-expected)) * (0.5 + 0.5 * recency)
-    best = _best(zip(items, scores.tolist(), strict=True), n, exclude)
+    best = _best(zip(items, scores.tolist(), strict=True), n, _NOTHING)
     return {item: (score, item) for item, score in best}
 
 

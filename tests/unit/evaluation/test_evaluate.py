@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -312,3 +314,18 @@ def test_the_case_hook_sees_every_case_with_the_state_the_arms_answered_from(
     assert all(recent > 0 for _, recent, _ in seen)
     assert tallies[0].metrics.result()["recall@10"] == 1.0  # the checkerboard world
     assert all(ranked for _, _, ranked in seen)
+
+
+@pytest.mark.parametrize("sweep", [[], ["--set", "covisit_history=10,5"]])
+def test_the_validation_sweep_scores_the_defaults_when_given_no_setting(
+        movielens_dir: Path, sweep: list[str]) -> None:
+    script = Path(__file__).resolve().parents[3] / "bench" / "tune_ranker.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--dataset", "movielens", "--data-dir",
+         str(movielens_dir), "--protocol", "llamarec", *sweep],
+        capture_output=True, text=True, check=True, timeout=300)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    names = [line["arm"] for line in lines]
+    assert names == (["default"] if not sweep else ["covisit_history=10", "covisit_history=5"])
+    assert all(0.0 <= line["recall@10"] <= 1.0 for line in lines)
+    assert ("vs_first" in lines[-1]) == bool(sweep)
