@@ -3,7 +3,9 @@
     python bench/tune_ranker.py --dataset amazon-minionerec --data-dir DIR --protocol minionerec \
         --set ranker_learning_rate=0.01,0.05 [--model] [--limit-cases N]
 
-Without ``--set`` it scores the default settings alone (``bench/ab_trees.sh``).
+Without ``--set`` it scores the default settings alone (``bench/ab_trees.sh``); ``--set``
+is repeatable: ``--set ranker_factors=4 --set ranker_factor_learning_rate=0.05,0.01`` fixes
+one field and sweeps the other.
 
 Prints the headline metric and the cold-item slice of each variant, and each one's paired
 difference from the first value (`vs_first`: mean, 1.96 SE); never asks test cases.
@@ -29,18 +31,21 @@ def main() -> None:
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--protocol", required=True)
-    ap.add_argument("--set", default="",
-                    help="field=v1,v2 (a Settings field); omitted: the defaults alone")
+    ap.add_argument("--set", action="append", default=[],
+                    help="field=v1,v2 (a Settings field), repeatable: a field given one value "
+                         "is fixed for every variant, at most one field is swept; "
+                         "omitted: the defaults alone")
     ap.add_argument("--model", action="store_true", help="the slm arm (else fast)")
     ap.add_argument("--limit-cases", type=int, default=0)
     args = ap.parse_args()
-    field, values = args.set.split("=") if args.set else ("top_k", str(Settings().top_k))
-    kind = {f.name: f.type for f in dataclasses.fields(Settings)}[field]
+    fixed, swept = _parse_sets(args.set)
+    base = dataclasses.replace(Settings(), **fixed)
+    sweep: Sweep = swept if swept else ("top_k", [(str(base.top_k), base.top_k)])
+    field, values = sweep
     variants = []
-    for raw in values.split(","):
-        value = {"int": int, "float": float}.get(str(kind), str)(raw)
-        settings = dataclasses.replace(Settings(), **{field: value})
-        name = f"{field}={raw}" if args.set else "default"
+    for raw, value in values:
+        settings = dataclasses.replace(base, **{field: value})
+        name = f"{field}={raw}" if swept else "default"
         variants.append((served_arm(settings, name=name, model=args.model),
                          settings))
     if field == "text_neighbours" and args.model:
@@ -51,6 +56,29 @@ def main() -> None:
         arms = [arm for arm, _ in variants]
         first = arms[0].name  # each other value is paired with the first, case by case
         _report(_evaluate(args, arms, None, [(arm.name, first) for arm in arms[1:]]))
+
+
+Sweep = tuple[str, list[tuple[str, Any]]]  # (field, [(value as written, value)])
+
+
+def _parse_sets(sets: Sequence[str]) -> tuple[dict[str, Any], Sweep | None]:
+    """``field=v1,v2`` arguments: (fields fixed to one value, the swept field and its values)."""
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(Settings)}
+    fixed: dict[str, Any] = {}
+    swept: Sweep | None = None
+    for item in sets:
+        field, _, raw = item.partition("=")
+        if field not in kinds or not raw:
+            raise SystemExit(f"--set {item!r}: expected FIELD=V1[,V2...] with a Settings field")
+        cast = {"int": int, "float": float}.get(kinds[field], str)
+        values = [(v, cast(v)) for v in raw.split(",")]
+        if len(values) == 1:
+            fixed[field] = values[0][1]
+        elif swept is not None:
+            raise SystemExit(f"--set: sweep one field at a time ({swept[0]} and {field})")
+        else:
+            swept = (field, values)
+    return fixed, swept
 
 
 def _evaluate(args: argparse.Namespace, arms: list[Any], text_neighbours: int | None,

@@ -82,6 +82,9 @@ DESCRIPTIONS: dict[str, str] = {
     "ranker_learning_rate": "AdaGrad step of the learned ranker",
     "ranker_prior_l2": "Pull of the learned weights back towards the fixed blend",
     "ranker_sample_every": "Learn from one (user, instant) list in this many",
+    "ranker_factors": "Length of each feature's interaction vector in the learned ranker "
+                      "(pairwise feature interactions; 0 = a linear ranker)",
+    "ranker_factor_learning_rate": "AdaGrad step of the ranker's interaction vectors",
     "ranker_publish_s": "How often a worker publishes what its ranker learned to the compacted "
                         "`<prefix>.ranker` topic (and at a clean shutdown); every replica folds "
                         "every worker's contribution",

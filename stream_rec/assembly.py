@@ -38,4 +38,6 @@ def learner_params(settings: Settings) -> LearnerParams | None:
         return None
     return LearnerParams(learning_rate=settings.ranker_learning_rate,
                          prior_l2=settings.ranker_prior_l2,
-                         sample_every=settings.ranker_sample_every)
+                         sample_every=settings.ranker_sample_every,
+                         factors=settings.ranker_factors,
+                         factor_learning_rate=settings.ranker_factor_learning_rate)

@@ -139,6 +139,12 @@ class Settings:
     ranker_learning_rate: float = 0.1
     ranker_prior_l2: float = 1e-4
     ranker_sample_every: int = 2  # learn from one (user, instant) list in this many
+    # pairwise feature interactions of the learned ranker (factorization machine): each
+    # feature's vector length (0 = linear only) and their AdaGrad step. Off: on the
+    # validation stages 4-dim vectors gained on some datasets and lost on others, all
+    # within noise (docs/learned_ranker.md, "Pairwise feature interactions")
+    ranker_factors: int = 0
+    ranker_factor_learning_rate: float = 0.05
     # each worker publishes what its ranker learned to the compacted ranker topic this
     # often (and at a clean shutdown); every replica folds every worker's contribution
     ranker_publish_s: float = 5.0
@@ -285,6 +291,11 @@ class Settings:
             _bad("ranker_sample_every", self.ranker_sample_every, "must be >= 1")
         if self.ranker_publish_s <= 0:
             _bad("ranker_publish_s", self.ranker_publish_s, "must be > 0 (seconds)")
+        if not 0 <= self.ranker_factors <= 64:
+            _bad("ranker_factors", self.ranker_factors,
+                 "must be between 0 (linear ranker) and 64")
+        if self.ranker_factor_learning_rate < 0:
+            _bad("ranker_factor_learning_rate", self.ranker_factor_learning_rate, "must be >= 0")
         if self.ranker_learning_rate < 0 or self.ranker_prior_l2 < 0:
             _bad("ranker_learning_rate", self.ranker_learning_rate,
                  "must be >= 0, with RANKER_PRIOR_L2 >= 0")

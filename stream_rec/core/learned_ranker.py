@@ -26,7 +26,8 @@ from stream_rec.core.events import Event
 from stream_rec.core.features import FEATURES, PRIOR_WEIGHTS, CandidateSet
 from stream_rec.core.profile import UserProfile
 
-__all__ = ["LearnedRanker", "LearnerParams", "RankerState", "StreamLearner", "rank_candidates"]
+__all__ = ["LearnedRanker", "LearnerParams", "RankerState", "StreamLearner", "initial_factors",
+           "rank_candidates"]
 
 SCHEMA = 1
 
@@ -41,6 +42,12 @@ class LearnerParams:
     # learn from one in this many (user, instant) lists, chosen by a hash: the per-event
     # cost of building a training list is paid only for those
     sample_every: int = 1
+    # pairwise feature interactions (a factorization machine): each feature gets a
+    # ``factors``-dimensional vector v_f and the score adds sum over pairs f < g of
+    # <v_f, v_g> x_f x_g; 0 = linear only. Own AdaGrad rate and L2 pull toward 0.
+    factors: int = 0
+    factor_learning_rate: float = 0.05
+    factor_l2: float = 1e-4
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +59,19 @@ class RankerState:
     grad_squares: tuple[float, ...]
     updates: int = 0
     schema: int = SCHEMA
+    # per feature, its interaction vector and their AdaGrad sums (empty: linear only, or a
+    # state saved before interactions existed)
+    factors: tuple[tuple[float, ...], ...] = ()
+    factor_grad_squares: tuple[tuple[float, ...], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.schema, "updates": self.updates,
-                "features": list(self.features), "weights": list(self.weights),
-                "grad_squares": list(self.grad_squares)}
+        out = {"schema": self.schema, "updates": self.updates,
+               "features": list(self.features), "weights": list(self.weights),
+               "grad_squares": list(self.grad_squares)}
+        if self.factors:
+            out["factors"] = [list(v) for v in self.factors]
+            out["factor_grad_squares"] = [list(v) for v in self.factor_grad_squares]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RankerState:
@@ -66,7 +81,10 @@ class RankerState:
         return cls(features=tuple(data["features"]),
                    weights=tuple(float(w) for w in data["weights"]),
                    grad_squares=tuple(float(g) for g in data["grad_squares"]),
-                   updates=int(data["updates"]))
+                   updates=int(data["updates"]),
+                   factors=tuple(tuple(float(x) for x in v) for v in data.get("factors", ())),
+                   factor_grad_squares=tuple(tuple(float(x) for x in v)
+                                             for v in data.get("factor_grad_squares", ())))
 
     @classmethod
     def prior(cls, features: Sequence[str] = FEATURES,
@@ -75,13 +93,34 @@ class RankerState:
                    tuple(0.0 for _ in features))
 
 
+def initial_factors(features: Sequence[str], k: int) -> np.ndarray:
+    """Each feature's starting interaction vector: small, and drawn from a generator seeded
+    by the feature's name, so every replica and every restart starts from the same ones
+    whatever the feature order."""
+    out = np.zeros((len(features), k), np.float64)
+    for row, name in enumerate(features):
+        out[row] = np.random.default_rng(zlib.crc32(name.encode())).normal(0.0, 0.01, k)
+    return out
+
+
 class LearnedRanker:
-    """``score(x)`` = x @ w; ``learn_one(x, positive, mask)`` = one softmax SGD step."""
+    """``score(x)`` = x @ w + the pairwise interactions; ``learn_one(x, positive, mask)`` =
+    one softmax SGD step."""
 
     def __init__(self, params: LearnerParams = LearnerParams(),
                  state: RankerState | None = None, *,
                  disabled: frozenset[str] = frozenset()) -> None:
         state = state or RankerState.prior()
+        k = params.factors
+        factors = initial_factors(FEATURES, k)
+        factor_g2 = np.zeros_like(factors)
+        saved = {name: row for row, name in enumerate(state.features)}
+        if state.factors and len(state.factors[0]) == k:
+            # keep the saved vectors of the features we still have (by name)
+            for row, name in enumerate(FEATURES):
+                if name in saved:
+                    factors[row] = state.factors[saved[name]]
+                    factor_g2[row] = state.factor_grad_squares[saved[name]]
         if tuple(state.features) != FEATURES:
             # a state from another feature set: keep the weights of the names we still have
             old = dict(zip(state.features, state.weights, strict=True))
@@ -92,13 +131,28 @@ class LearnedRanker:
         self.prior_w = np.asarray([PRIOR_WEIGHTS.get(f, 0.0) for f in FEATURES], np.float64)
         self.updates = state.updates
         self.active = np.asarray([f not in disabled for f in FEATURES], np.float64)
+        # (features, k): a disabled feature has no interactions either
+        self.v = factors * self.active[:, None]
+        self.v_g2 = factor_g2
 
     def state(self) -> RankerState:
+        factors = self.params.factors > 0
         return RankerState(FEATURES, tuple(self.w.tolist()), tuple(self.g2.tolist()),
-                           self.updates)
+                           self.updates,
+                           factors=tuple(map(tuple, self.v.tolist())) if factors else (),
+                           factor_grad_squares=(tuple(map(tuple, self.v_g2.tolist()))
+                                                if factors else ()))
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x @ self.w, np.float64)
+        scores = np.asarray(x @ self.w, np.float64)
+        if self.params.factors:
+            # sum over pairs f < g of <v_f, v_g> x_f x_g
+            #   = 0.5 x (|x @ v|^2 - sum_f x_f^2 |v_f|^2)
+            xv = x @ self.v
+            lengths = np.einsum("ij,ij->i", self.v, self.v)
+            scores += 0.5 * (np.einsum("ij,ij->i", xv, xv)
+                             - np.square(x, dtype=np.float64) @ lengths)
+        return scores
 
     def learn_one(self, x: np.ndarray, positive: int,
                   ignore: Sequence[int] = ()) -> float:
@@ -112,6 +166,8 @@ class LearnedRanker:
         p = np.exp(scores - top)
         p /= p.sum()
         loss = -float(np.log(max(p[positive], 1e-300)))
+        if self.params.factors:
+            self._learn_factors(x, p, positive)
         grad = x.T.astype(np.float64) @ p - x[positive]  # d loss / d w
         grad += self.params.prior_l2 * (self.w - self.prior_w)
         grad *= self.active
@@ -121,6 +177,19 @@ class LearnedRanker:
         self.w -= step
         self.updates += 1
         return loss
+
+    def _learn_factors(self, x: np.ndarray, p: np.ndarray, positive: int) -> None:
+        """One AdaGrad step of the interaction vectors on the same softmax loss."""
+        g = p.copy()  # d loss / d score of each row (0 for the ignored rows)
+        g[positive] -= 1.0
+        x64 = x.astype(np.float64)
+        grad = x64.T @ (g[:, None] * (x64 @ self.v)) - self.v * ((x64 * x64).T @ g)[:, None]
+        grad += self.params.factor_l2 * self.v
+        grad *= self.active[:, None]
+        self.v_g2 += grad * grad
+        step = self.params.factor_learning_rate * grad / (np.sqrt(self.v_g2) + 1e-8)
+        np.clip(step, -self.params.max_step, self.params.max_step, out=step)
+        self.v -= step
 
 
 @dataclass

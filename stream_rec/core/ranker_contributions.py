@@ -8,6 +8,9 @@ parameters are
     weights      = priors + Σ over contributors of their weight steps
     grad_squares =     0  + Σ over contributors of their squared-gradient increments
 
+and likewise the interaction vectors (``factors``: their common, name-seeded start plus every
+contributor's factor steps) when the ranker has them.
+
 with its own live contribution included. Contributions are published (a compacted topic,
 keyed by contributor) as cumulative records with an increasing ``seq``, so folding a record
 replaces that contributor's previous one: re-folding the same record changes nothing, and a
@@ -53,12 +56,20 @@ class Contribution:
     grad_squares: tuple[float, ...]
     updates: int
     schema: int = CONTRIBUTION_SCHEMA
+    # per feature, the steps of its interaction vector and their squared-gradient sums
+    # (empty from a linear ranker, or from a version before interactions existed)
+    factor_steps: tuple[tuple[float, ...], ...] = ()
+    factor_grad_squares: tuple[tuple[float, ...], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.schema, "contributor": self.contributor, "seq": self.seq,
-                "updates": self.updates, "features": list(self.features),
-                "weight_steps": list(self.weight_steps),
-                "grad_squares": list(self.grad_squares)}
+        out = {"schema": self.schema, "contributor": self.contributor, "seq": self.seq,
+               "updates": self.updates, "features": list(self.features),
+               "weight_steps": list(self.weight_steps),
+               "grad_squares": list(self.grad_squares)}
+        if self.factor_steps:
+            out["factor_steps"] = [list(v) for v in self.factor_steps]
+            out["factor_grad_squares"] = [list(v) for v in self.factor_grad_squares]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Contribution:
@@ -73,9 +84,13 @@ class Contribution:
             features = tuple(str(f) for f in data["features"])
             steps = tuple(float(w) for w in data["weight_steps"])
             squares = tuple(float(g) for g in data["grad_squares"])
+            factor_steps = tuple(tuple(float(x) for x in v) for v in data.get("factor_steps", ()))
+            factor_squares = tuple(tuple(float(x) for x in v)
+                                   for v in data.get("factor_grad_squares", ()))
             out = cls(contributor=str(data["contributor"]), seq=int(data["seq"]),
                       features=features, weight_steps=steps, grad_squares=squares,
-                      updates=int(data["updates"]))
+                      updates=int(data["updates"]), factor_steps=factor_steps,
+                      factor_grad_squares=factor_squares)
         except KeyError as exc:
             raise ValueError(f"ranker contribution: missing field {exc.args[0]!r}") from exc
         except (TypeError, OverflowError) as exc:
@@ -85,20 +100,37 @@ class Contribution:
                              f"{len(steps)} weight steps and {len(squares)} grad squares")
         if not (np.all(np.isfinite(steps)) and np.all(np.isfinite(squares))):
             raise ValueError("ranker contribution: weight steps and grad squares must be finite")
+        if factor_steps or factor_squares:
+            _check_factors(features, factor_steps, factor_squares)
         if out.seq < 1 or out.updates < 0 or min(squares, default=0.0) < 0:
             raise ValueError(f"ranker contribution: seq must be >= 1, updates and grad squares "
                              f">= 0 (seq {out.seq}, updates {out.updates})")
         return out
 
 
+def _check_factors(features: tuple[str, ...], steps: tuple[tuple[float, ...], ...],
+                   squares: tuple[tuple[float, ...], ...]) -> None:
+    shapes = {len(v) for v in (*steps, *squares)}
+    if len(steps) != len(features) or len(squares) != len(features) or len(shapes) != 1:
+        raise ValueError(f"ranker contribution: factor steps and factor grad squares must "
+                         f"hold one vector per feature ({len(features)}), all of one length")
+    if not (np.all(np.isfinite(steps)) and np.all(np.isfinite(squares))):
+        raise ValueError("ranker contribution: factor steps and grad squares must be finite")
+    if min(min(v, default=0.0) for v in squares) < 0:
+        raise ValueError("ranker contribution: factor grad squares must be >= 0")
+
+
 @dataclass(frozen=True, slots=True)
 class _Held:
-    """A contribution aligned to this process's feature order."""
+    """A contribution aligned to this process's feature order (factors: features x k, zero
+    when the record has none or another k)."""
 
     seq: int
     w: np.ndarray
     g2: np.ndarray
     updates: int
+    v: np.ndarray
+    v_g2: np.ndarray
 
 
 class SharedRanker:
@@ -121,6 +153,8 @@ class SharedRanker:
         # the ranker's parameters without this process's own steps
         self._base_w = ranker.w.copy()
         self._base_g2 = ranker.g2.copy()
+        self._base_v = ranker.v.copy()
+        self._base_v_g2 = ranker.v_g2.copy()
         self._base_updates = ranker.updates
         self._seq = 0  # the last seq this contributor published (or restored)
         self._published_updates: int | None = None
@@ -157,13 +191,14 @@ class SharedRanker:
         if held is not None and record.seq <= held.seq:
             return "stale"
         new = self._align(record)
-        w, g2, updates = new.w, new.g2, new.updates
+        w, g2, updates, v, v_g2 = new.w, new.g2, new.updates, new.v, new.v_g2
         if held is not None:
             w, g2, updates = w - held.w, g2 - held.g2, updates - held.updates
-        for params in (self.ranker.w, self._base_w):
-            params += w
-        for params in (self.ranker.g2, self._base_g2):
-            params += g2
+            v, v_g2 = v - held.v, v_g2 - held.v_g2
+        for params, step in ((self.ranker.w, w), (self._base_w, w), (self.ranker.g2, g2),
+                             (self._base_g2, g2), (self.ranker.v, v), (self._base_v, v),
+                             (self.ranker.v_g2, v_g2), (self._base_v_g2, v_g2)):
+            params += step
         self.ranker.updates += updates
         self._base_updates += updates
         self._held[record.contributor] = new
@@ -183,27 +218,42 @@ class SharedRanker:
             return None
         w = self.ranker.w - self._base_w
         g2 = self.ranker.g2 - self._base_g2
+        v = self.ranker.v - self._base_v
+        v_g2 = self.ranker.v_g2 - self._base_v_g2
         if restored is not None:
             w, g2 = w + restored.w, g2 + restored.g2
+            v, v_g2 = v + restored.v, v_g2 + restored.v_g2
         self._seq += 1
         self._published_updates = updates
         self.published += 1
-        return Contribution(self.contributor, self._seq, self.features,
-                            tuple(w.tolist()), tuple(np.maximum(g2, 0.0).tolist()), updates)
+        factors = v.shape[1] > 0
+        return Contribution(
+            self.contributor, self._seq, self.features, tuple(w.tolist()),
+            tuple(np.maximum(g2, 0.0).tolist()), updates,
+            factor_steps=tuple(map(tuple, v.tolist())) if factors else (),
+            factor_grad_squares=(tuple(map(tuple, np.maximum(v_g2, 0.0).tolist()))
+                                 if factors else ()))
 
     def _align(self, record: Contribution) -> _Held:
         """The record's vectors in this process's feature order: features this process no
         longer has are dropped, new ones get no contribution."""
         w = np.zeros(len(self.features), np.float64)
         g2 = np.zeros(len(self.features), np.float64)
+        v = np.zeros_like(self.ranker.v)
+        v_g2 = np.zeros_like(self.ranker.v_g2)
+        # factors of another length (another ``factors`` setting) cannot be summed: only
+        # the record's weights count then
+        factors = bool(record.factor_steps) and len(record.factor_steps[0]) == v.shape[1]
         known = 0
-        for name, step, square in zip(record.features, record.weight_steps,
-                                      record.grad_squares, strict=True):
+        for row, (name, step, square) in enumerate(zip(record.features, record.weight_steps,
+                                                       record.grad_squares, strict=True)):
             k = self._index.get(name)
             if k is not None:
                 w[k], g2[k] = step, square
+                if factors:
+                    v[k], v_g2[k] = record.factor_steps[row], record.factor_grad_squares[row]
                 known += 1
         if record.features and not known:
             raise ValueError(f"ranker contribution of {record.contributor!r}: none of its "
                              f"{len(record.features)} features is known here")
-        return _Held(record.seq, w, g2, record.updates)
+        return _Held(record.seq, w, g2, record.updates, v, v_g2)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stream_rec.core.features import FEATURES
-from stream_rec.core.learned_ranker import LearnedRanker, RankerState
+from stream_rec.core.learned_ranker import LearnedRanker, LearnerParams, RankerState
 from stream_rec.core.ranker_contributions import Contribution, SharedRanker
 
 
@@ -172,3 +172,51 @@ def test_a_renamed_feature_set_keeps_the_names_that_still_exist() -> None:
     assert c.ranker.g2[1] == 0.5 and np.count_nonzero(c.ranker.g2) == 1
     with pytest.raises(ValueError, match="none of its 1 features is known"):
         c.fold(Contribution("other", 1, (dropped,), (1.0,), (1.0,), updates=1))
+
+
+def interacting(contributor: str) -> SharedRanker:
+    return SharedRanker(LearnedRanker(LearnerParams(factors=3)), contributor)
+
+
+def test_replicas_share_the_interaction_vectors_as_they_share_the_weights() -> None:
+    a, b = interacting("a"), interacting("b")
+    learn(a.ranker, seed=1)
+    learn(b.ranker, seed=2)
+    record_a, record_b = published(a), published(b)
+    assert len(record_a.factor_steps) == len(FEATURES)
+    a.fold(record_b)
+    b.fold(record_a)
+    np.testing.assert_allclose(a.ranker.v, b.ranker.v, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(a.ranker.v_g2, b.ranker.v_g2, rtol=0, atol=1e-12)
+    start = LearnedRanker(LearnerParams(factors=3)).v
+    expected = (start + np.asarray(record_a.factor_steps)
+                + np.asarray(record_b.factor_steps))
+    np.testing.assert_allclose(a.ranker.v, expected, rtol=0, atol=1e-12)
+    restarted = interacting("a")  # a restart restores its own vectors too
+    assert restarted.fold(record_a) == "restored"
+    restarted.fold(record_b)
+    np.testing.assert_allclose(restarted.ranker.v, a.ranker.v, rtol=0, atol=1e-12)
+
+
+def test_a_record_without_interactions_or_with_another_length_folds_its_weights_only() -> None:
+    linear, other = replica("linear"), SharedRanker(LearnedRanker(LearnerParams(factors=2)),
+                                                    "other")
+    learn(linear.ranker, seed=1)
+    learn(other.ranker, seed=2)
+    c = interacting("c")
+    start = c.ranker.v.copy()
+    assert [c.fold(published(linear)), c.fold(published(other))] == ["applied", "applied"]
+    np.testing.assert_array_equal(c.ranker.v, start)
+    assert c.ranker.updates == 40
+
+
+def test_malformed_interaction_steps_are_rejected_with_the_reason() -> None:
+    a = interacting("a")
+    learn(a.ranker, seed=1)
+    data = published(a).to_dict()
+    with pytest.raises(ValueError, match="one vector per feature"):
+        Contribution.from_dict({**data, "factor_steps": data["factor_steps"][:-1]})
+    with pytest.raises(ValueError, match="finite"):
+        Contribution.from_dict({**data, "factor_steps": [[float("nan")] * 3] * len(FEATURES)})
+    with pytest.raises(ValueError, match=">= 0"):
+        Contribution.from_dict({**data, "factor_grad_squares": [[-1.0] * 3] * len(FEATURES)})

@@ -316,16 +316,30 @@ def test_the_case_hook_sees_every_case_with_the_state_the_arms_answered_from(
     assert all(ranked for _, _, ranked in seen)
 
 
-@pytest.mark.parametrize("sweep", [[], ["--set", "covisit_history=10,5"]])
-def test_the_validation_sweep_scores_the_defaults_when_given_no_setting(
-        movielens_dir: Path, sweep: list[str]) -> None:
+def _sweep(data_dir: Path, *sets: str) -> subprocess.CompletedProcess[str]:
     script = Path(__file__).resolve().parents[3] / "bench" / "tune_ranker.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--dataset", "movielens", "--data-dir",
-         str(movielens_dir), "--protocol", "llamarec", *sweep],
-        capture_output=True, text=True, check=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(script), "--dataset", "movielens", "--data-dir", str(data_dir),
+         "--protocol", "llamarec", *(arg for s in sets for arg in ("--set", s))],
+        capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("sets", [(), ("covisit_history=10,5",),
+                                  ("top_k=10", "covisit_history=10,5")])
+def test_the_validation_sweep_scores_the_defaults_when_given_no_setting(
+        movielens_dir: Path, sets: tuple[str, ...]) -> None:
+    done = _sweep(movielens_dir, *sets)
+    assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     names = [line["arm"] for line in lines]
-    assert names == (["default"] if not sweep else ["covisit_history=10", "covisit_history=5"])
+    assert names == (["covisit_history=10", "covisit_history=5"] if sets else ["default"])
     assert all(0.0 <= line["recall@10"] <= 1.0 for line in lines)
-    assert ("vs_first" in lines[-1]) == bool(sweep)
+    assert ("vs_first" in lines[-1]) == bool(sets)
+
+
+def test_the_validation_sweep_refuses_two_swept_fields_and_unknown_ones(
+        movielens_dir: Path) -> None:
+    two = _sweep(movielens_dir, "top_k=5,10", "covisit_history=10,5")
+    assert two.returncode != 0 and "sweep one field at a time" in two.stderr
+    unknown = _sweep(movielens_dir, "no_such_setting=1")
+    assert unknown.returncode != 0 and "with a Settings field" in unknown.stderr
