@@ -40,22 +40,23 @@ def main() -> None:
     args = ap.parse_args()
     fixed, swept = _parse_sets(args.set)
     base = dataclasses.replace(Settings(), **fixed)
-    sweep: Sweep = swept if swept else ("top_k", [(str(base.top_k), base.top_k)])
-    field, values = sweep
-    variants = []
-    for raw, value in values:
-        settings = dataclasses.replace(base, **{field: value})
-        name = f"{field}={raw}" if swept else "default"
-        variants.append((served_arm(settings, name=name, model=args.model),
-                         settings))
-    if field == "text_neighbours" and args.model:
+    variants = [(served_arm(base, name="default", model=args.model), base)]
+    if swept is not None:
+        field, values = swept
+        variants = []
+        for raw, value in values:
+            settings = dataclasses.replace(base, **{field: value})
+            variants.append((served_arm(settings, name=f"{field}={raw}", model=args.model),
+                             settings))
+    if swept is not None and swept[0] == "text_neighbours" and args.model:
         # the text space is built with the model hooks, once per evaluation: one run each
         for arm, settings in variants:
             _report(_evaluate(args, [arm], settings.text_neighbours))
     else:
         arms = [arm for arm, _ in variants]
         first = arms[0].name  # each other value is paired with the first, case by case
-        _report(_evaluate(args, arms, None, [(arm.name, first) for arm in arms[1:]]))
+        _report(_evaluate(args, arms, base.text_neighbours,
+                          [(arm.name, first) for arm in arms[1:]]))
 
 
 Sweep = tuple[str, list[tuple[str, Any]]]  # (field, [(value as written, value)])

@@ -26,8 +26,7 @@ from stream_rec.core.events import Event
 from stream_rec.core.features import FEATURES, PRIOR_WEIGHTS, CandidateSet
 from stream_rec.core.profile import UserProfile
 
-__all__ = ["LearnedRanker", "LearnerParams", "RankerState", "StreamLearner", "initial_factors",
-           "rank_candidates"]
+__all__ = ["LearnedRanker", "LearnerParams", "RankerState", "StreamLearner", "rank_candidates"]
 
 SCHEMA = 1
 
@@ -93,7 +92,7 @@ class RankerState:
                    tuple(0.0 for _ in features))
 
 
-def initial_factors(features: Sequence[str], k: int) -> np.ndarray:
+def _initial_factors(features: Sequence[str], k: int) -> np.ndarray:
     """Each feature's starting interaction vector: small, and drawn from a generator seeded
     by the feature's name, so every replica and every restart starts from the same ones
     whatever the feature order."""
@@ -112,7 +111,7 @@ class LearnedRanker:
                  disabled: frozenset[str] = frozenset()) -> None:
         state = state or RankerState.prior()
         k = params.factors
-        factors = initial_factors(FEATURES, k)
+        factors = _initial_factors(FEATURES, k)
         factor_g2 = np.zeros_like(factors)
         saved = {name: row for row, name in enumerate(state.features)}
         if state.factors and len(state.factors[0]) == k:
@@ -144,30 +143,33 @@ class LearnedRanker:
                                                 if factors else ()))
 
     def score(self, x: np.ndarray) -> np.ndarray:
+        return self._score(x)[0]
+
+    def _score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The scores, and x @ v (None without interactions), which a learning step reuses."""
         scores = np.asarray(x @ self.w, np.float64)
-        if self.params.factors:
-            # sum over pairs f < g of <v_f, v_g> x_f x_g
-            #   = 0.5 x (|x @ v|^2 - sum_f x_f^2 |v_f|^2)
-            xv = x @ self.v
-            lengths = np.einsum("ij,ij->i", self.v, self.v)
-            scores += 0.5 * (np.einsum("ij,ij->i", xv, xv)
-                             - np.square(x, dtype=np.float64) @ lengths)
-        return scores
+        if not self.params.factors:
+            return scores, None
+        # sum over pairs f < g of <v_f, v_g> x_f x_g = 0.5 x (|x @ v|^2 - sum_f x_f^2 |v_f|^2)
+        xv = x @ self.v
+        lengths = np.einsum("ij,ij->i", self.v, self.v)
+        scores += 0.5 * (np.einsum("ij,ij->i", xv, xv) - np.square(x, dtype=np.float64) @ lengths)
+        return scores, xv
 
     def learn_one(self, x: np.ndarray, positive: int,
                   ignore: Sequence[int] = ()) -> float:
         """Raise candidate ``positive``'s softmax probability among the rows of ``x``
         (rows in ``ignore``, e.g. other positives of the same instant, left out).
         Returns the loss before the step."""
-        scores = self.score(x)
+        scores, xv = self._score(x)
         if ignore:
             scores[list(ignore)] = -np.inf
         top = scores.max()
         p = np.exp(scores - top)
         p /= p.sum()
         loss = -float(np.log(max(p[positive], 1e-300)))
-        if self.params.factors:
-            self._learn_factors(x, p, positive)
+        if xv is not None:
+            self._learn_factors(x, xv, p, positive)
         grad = x.T.astype(np.float64) @ p - x[positive]  # d loss / d w
         grad += self.params.prior_l2 * (self.w - self.prior_w)
         grad *= self.active
@@ -178,12 +180,14 @@ class LearnedRanker:
         self.updates += 1
         return loss
 
-    def _learn_factors(self, x: np.ndarray, p: np.ndarray, positive: int) -> None:
-        """One AdaGrad step of the interaction vectors on the same softmax loss."""
+    def _learn_factors(self, x: np.ndarray, xv: np.ndarray, p: np.ndarray,
+                       positive: int) -> None:
+        """One AdaGrad step of the interaction vectors on the same softmax loss (``xv`` =
+        x @ v, as scored)."""
         g = p.copy()  # d loss / d score of each row (0 for the ignored rows)
         g[positive] -= 1.0
         x64 = x.astype(np.float64)
-        grad = x64.T @ (g[:, None] * (x64 @ self.v)) - self.v * ((x64 * x64).T @ g)[:, None]
+        grad = x64.T @ (g[:, None] * xv) - self.v * ((x64 * x64).T @ g)[:, None]
         grad += self.params.factor_l2 * self.v
         grad *= self.active[:, None]
         self.v_g2 += grad * grad
