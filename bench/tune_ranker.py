@@ -40,8 +40,9 @@ def main() -> None:
     args = ap.parse_args()
     fixed, swept = _parse_sets(args.set)
     base = dataclasses.replace(Settings(), **fixed)
-    variants = [(served_arm(base, name="default", model=args.model), base)]
-    if swept is not None:
+    if swept is None:
+        variants = [(served_arm(base, name="default", model=args.model), base)]
+    else:
         field, values = swept
         variants = []
         for raw, value in values:

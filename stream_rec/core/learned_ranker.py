@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,8 @@ from stream_rec.core.events import Event
 from stream_rec.core.features import FEATURES, PRIOR_WEIGHTS, CandidateSet
 from stream_rec.core.profile import UserProfile
 
-__all__ = ["LearnedRanker", "LearnerParams", "RankerState", "StreamLearner", "rank_candidates"]
+__all__ = ["LearnedRanker", "LearnerParams", "RankerState", "StreamLearner", "float_rows",
+           "rank_candidates"]
 
 SCHEMA = 1
 
@@ -47,6 +48,11 @@ class LearnerParams:
     factors: int = 0
     factor_learning_rate: float = 0.05
     factor_l2: float = 1e-4
+
+
+def float_rows(rows: Iterable[Iterable[Any]]) -> tuple[tuple[float, ...], ...]:
+    """Per-feature vectors (JSON lists, or an array's ``tolist()``) as tuples of floats."""
+    return tuple(tuple(float(x) for x in row) for row in rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +87,8 @@ class RankerState:
                    weights=tuple(float(w) for w in data["weights"]),
                    grad_squares=tuple(float(g) for g in data["grad_squares"]),
                    updates=int(data["updates"]),
-                   factors=tuple(tuple(float(x) for x in v) for v in data.get("factors", ())),
-                   factor_grad_squares=tuple(tuple(float(x) for x in v)
-                                             for v in data.get("factor_grad_squares", ())))
+                   factors=float_rows(data.get("factors", ())),
+                   factor_grad_squares=float_rows(data.get("factor_grad_squares", ())))
 
     @classmethod
     def prior(cls, features: Sequence[str] = FEATURES,
@@ -138,9 +143,8 @@ class LearnedRanker:
         factors = self.params.factors > 0
         return RankerState(FEATURES, tuple(self.w.tolist()), tuple(self.g2.tolist()),
                            self.updates,
-                           factors=tuple(map(tuple, self.v.tolist())) if factors else (),
-                           factor_grad_squares=(tuple(map(tuple, self.v_g2.tolist()))
-                                                if factors else ()))
+                           factors=float_rows(self.v.tolist()) if factors else (),
+                           factor_grad_squares=float_rows(self.v_g2.tolist()) if factors else ())
 
     def score(self, x: np.ndarray) -> np.ndarray:
         return self._score(x)[0]

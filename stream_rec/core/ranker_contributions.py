@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from stream_rec.core.features import FEATURES
-from stream_rec.core.learned_ranker import LearnedRanker
+from stream_rec.core.learned_ranker import LearnedRanker, float_rows
 
 __all__ = ["CONTRIBUTION_SCHEMA", "Contribution", "FoldOutcome", "SharedRanker"]
 
@@ -84,9 +84,8 @@ class Contribution:
             features = tuple(str(f) for f in data["features"])
             steps = tuple(float(w) for w in data["weight_steps"])
             squares = tuple(float(g) for g in data["grad_squares"])
-            factor_steps = tuple(tuple(float(x) for x in v) for v in data.get("factor_steps", ()))
-            factor_squares = tuple(tuple(float(x) for x in v)
-                                   for v in data.get("factor_grad_squares", ()))
+            factor_steps = float_rows(data.get("factor_steps", ()))
+            factor_squares = float_rows(data.get("factor_grad_squares", ()))
             out = cls(contributor=str(data["contributor"]), seq=int(data["seq"]),
                       features=features, weight_steps=steps, grad_squares=squares,
                       updates=int(data["updates"]), factor_steps=factor_steps,
@@ -230,9 +229,8 @@ class SharedRanker:
         return Contribution(
             self.contributor, self._seq, self.features, tuple(w.tolist()),
             tuple(np.maximum(g2, 0.0).tolist()), updates,
-            factor_steps=tuple(map(tuple, v.tolist())) if factors else (),
-            factor_grad_squares=(tuple(map(tuple, np.maximum(v_g2, 0.0).tolist()))
-                                 if factors else ()))
+            factor_steps=float_rows(v.tolist()) if factors else (),
+            factor_grad_squares=float_rows(np.maximum(v_g2, 0.0).tolist()) if factors else ())
 
     def _align(self, record: Contribution) -> _Held:
         """The record's vectors in this process's feature order: features this process no
