@@ -1,16 +1,22 @@
-"""Would a session-kNN source (the items of users whose items overlap the user's recent
-ones) find the targets the served candidates miss?
+"""Would another candidate list find the targets the served candidates miss?
 
-    python docs/accuracy/diagnostics/sknn_recall.py --dataset D \
+    python docs/accuracy/diagnostics/reach_recall.py --source two-hop --dataset D \
+        --data-dir ../shared/data/DIR --protocol P
+    python docs/accuracy/diagnostics/reach_recall.py --source sknn --dataset D \
         --data-dir ../shared/data/DIR --protocol P
 
 Replays the validation stage through the served `slm` arm (as bench/candidate_recall.py,
-whose table it prints first). At each case, from the streamed events before it: the users
-who touched any of the user's 10 latest distinct items (the 500 latest of them), cosine
-of their item sets with those 10 items, the 100 most similar; each item scores the sum of
-the similarities of those who touched it. Counts targets in that list's top 10 / 25 / 50
-/ 100, and how many of those are not among the candidates already ("NEW"). A diagnostic:
-no worker keeps the item -> users index it needs.
+whose table it prints first) and counts, per target, whether another list holds it, and
+how many of those are not among the candidates already ("NEW"):
+
+- ``two-hop``: the best 25 / 50 / 100 items of a two-hop score (the 20 best co-visitation
+  items of the user, each weighted by its score, mixed over their own neighbour lists),
+  and co-visitation itself taken to 50 / 100 / 200;
+- ``sknn`` (session kNN): from the events streamed before the case, the users who touched
+  any of the user's 10 latest distinct items (the 500 latest of them), cosine of their
+  item sets with those 10 items, the 100 most similar; each item scores the sum of the
+  similarities of those who touched it; its top 10 / 25 / 50 / 100. No worker keeps the
+  item -> users index this needs.
 """
 import argparse
 import math
@@ -29,6 +35,20 @@ from stream_rec.evaluation.replay import COLD_ITEM, replay_group
 from stream_rec.evaluation.stages import split_for_stage
 
 ITEM_TYPES = ("view", "rec_click", "add_to_cart", "purchase")
+
+
+def two_hop(profile, stats, n, exclude, first=20):
+    """The ``n`` best items by P(item | the user's ``first`` best co-visitation items)."""
+    one = cands.covisitation(profile, stats, n=first, exclude=frozenset())
+    scores: dict[str, float] = {}
+    for k, (p, _) in one.items():
+        row = stats.neighbours(k)
+        if not row:
+            continue
+        total = sum(row.values()) or 1.0
+        for j, w in row.items():
+            scores[j] = scores.get(j, 0.0) + p * w / total
+    return [i for i, _ in cands._best(scores.items(), n, exclude)]
 
 
 class UserIndex:
@@ -71,11 +91,24 @@ class UserIndex:
         return [item for item, _ in cands._best(scores.items(), n, exclude)]
 
 
-class SknnTally(cr.Tally):
-    def __init__(self, index: UserIndex) -> None:
+class ReachTally(cr.Tally):
+    def __init__(self, source: str, events) -> None:
         super().__init__()
         self.extra: Counter[tuple[str, str]] = Counter()
-        self.index = index
+        self.source = source
+        self.index = UserIndex(events) if source == "sknn" else None
+
+    def lists(self, case, profile, stats, skip):
+        """(name, ranked items, depths counted) of the other lists."""
+        if self.index is None:
+            covisit = cands.covisitation(profile, stats, n=200, exclude=skip)
+            deep = [i for i, _ in sorted(covisit.items(), key=lambda kv: -kv[1][0])]
+            return [("2hop", two_hop(profile, stats, 100, skip), (25, 50, 100)),
+                    ("covisit", deep, (50, 100, 200))]
+        self.index.advance(case.at_index)
+        recent = list(dict.fromkeys(t.item_id for t in reversed(profile.recent)))[:10]
+        return [("sknn", self.index.recommend(case.user_id, recent, 100, skip),
+                 (10, 25, 50, 100))]
 
     def __call__(self, case, profile, stats, tallies) -> None:
         super().__call__(case, profile, stats, tallies)
@@ -84,22 +117,20 @@ class SknnTally(cr.Tally):
         have = set(found.items)
         skip = (case.masked if case.candidates is None
                 else cands.OutsideOf(case.candidates, case.masked))
-        self.index.advance(case.at_index)
-        recent = list(dict.fromkeys(t.item_id for t in reversed(profile.recent)))[:10]
-        ranked = self.index.recommend(case.user_id, recent, 100, skip)
+        lists = self.lists(case, profile, stats, skip)
         for target in case.relevant:
             kind = "cold" if stats.counts.get(target, 0) < COLD_ITEM else "warm"
-            if target in ranked[:10]:
-                self.extra[kind, "sknn top10"] += 1
-            for n in (25, 50, 100):
-                if target in ranked[:n]:
-                    self.extra[kind, f"sknn top{n}"] += 1
-                    if target not in have:
-                        self.extra[kind, f"sknn top{n} NEW"] += 1
+            for name, ranked, depths in lists:
+                for n in depths:
+                    if target in ranked[:n]:
+                        self.extra[kind, f"{name} top{n}"] += 1
+                        if target not in have and n > 10:
+                            self.extra[kind, f"{name} top{n} NEW"] += 1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--source", choices=["two-hop", "sknn"], required=True)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--protocol", required=True)
@@ -107,7 +138,7 @@ def main() -> None:
     dataset = load_dataset(args.dataset, args.data_dir)
     split = split_for_stage(dataset, args.protocol, "valid")
     hooks = model_hooks_factory(["slm"])(split, dataset.catalog)
-    tally = SknnTally(UserIndex(split.train_events))
+    tally = ReachTally(args.source, split.train_events)
     replay_group(split, dataset.catalog, [served_arm()], top_k=10, cases=split.cases,
                  hooks=hooks, progress=False, on_case=tally)
     print(args.dataset)
