@@ -1,24 +1,23 @@
 #!/usr/bin/env bash
-# 2026-12-07: what the pull API's latest-recs table costs a worker. Fixed 200/s on Apache Kafka,
-# 20 s, the table on (default) against STREAM_REC_LATEST_RECS=off, alternating, two rounds.
-# Run from the repository root; writes JSON summaries into this folder.
+# 2026-12-07 04:03-04:16 UTC: what the pull API's latest-recs table costs a worker, on Apache
+# Kafka: fixed rates, 20 s, the table on (default) and STREAM_REC_LATEST_RECS=off alternating,
+# two rounds each (200/s: on first; 260/s: off first), and between them a ceiling search
+# each way. Run from the repository root; writes JSON summaries into this folder.
 set -eu
 out=docs/bench/2026-12-07/latest-recs; py=${PYTHON:-.venv/bin/python}
-for r in 1 2; do
-  for t in on off; do
-    STREAM_REC_LATEST_RECS=$t "$py" -m stream_rec bench --broker kafka --rate 200 --duration 20 \
-        --warmup 3 --summary-json "$out/r$r-$t.json"
+
+fixed() {  # RATE NAME_INFIX "ORDER": two alternating rounds at a fixed rate
+  for r in 1 2; do
+    for t in $3; do
+      STREAM_REC_LATEST_RECS=$t "$py" -m stream_rec bench --broker kafka --rate "$1" \
+          --duration 20 --warmup 3 --summary-json "$out/r$r$2-$t.json"
+    done
   done
-done
-# then the ceiling search, the table off and on, back to back (Kafka):
+}
+
+fixed 200 "" "on off"
 for t in off on; do
-  STREAM_REC_LATEST_RECS=$t "$py" -m stream_rec bench --broker kafka --rate ceiling:300 --duration 15 \
-      --warmup 3 --summary-json "$out/ceiling-$t.json"
+  STREAM_REC_LATEST_RECS=$t "$py" -m stream_rec bench --broker kafka --rate ceiling:300 \
+      --duration 15 --warmup 3 --summary-json "$out/ceiling-$t.json"
 done
-# and fixed 260/s, alternating off/on, two rounds:
-for r in 1 2; do
-  for t in off on; do
-    STREAM_REC_LATEST_RECS=$t "$py" -m stream_rec bench --broker kafka --rate 260 --duration 20 \
-        --warmup 3 --summary-json "$out/r$r-260-$t.json"
-  done
-done
+fixed 260 "-260" "off on"
