@@ -7,10 +7,12 @@
                             │ ├──▶ stream-rec.item-deltas ──▶ every replica's ItemStats
                             │ ├──▶ (its ranker learns; timer) stream-rec.ranker ──▶ every
                             │ │      replica's ranker: priors + Σ workers' contributions
-                            │ └──▶ ab-recs / ab-arms tables    served recs, clicks, purchases
+                            │ ├──▶ ab-recs / ab-arms tables    served recs, clicks, purchases
+                            │ └──▶ latest-recs table (pull API) each user's newest sent rec
     stream-rec.rerank-results ──▶ follow-rerank-results ─┐  the LLM order, or the fast list
     expire-llm-pending (timer, 50 ms) ───────────────────┴▶ stream-rec.llm-recs (by user)
     stream-rec.llm-recs ──▶ publish-llm-recs ──▶ ab-recs / ab-arms ──▶ stream-rec.recs
+                                                 └▶ latest-recs table
     stream-rec.catalog ─────────────────────────────────────▶ every replica's Catalog
 
 What each message does is decided in :mod:`stream_rec.serving.handlers` (no faust there);
@@ -42,7 +44,9 @@ from stream_rec.core.events import Recommendation
 from stream_rec.llm.follower import RerankResultsFollower
 from stream_rec.llm.messages import RerankResult
 from stream_rec.serving import web
+from stream_rec.serving.console import LiveStats
 from stream_rec.serving.handlers import EventHandler, LlmRecHandler, Outputs
+from stream_rec.serving.latest_recs import LATEST_RECS_TABLE, LatestRecs, SentRec
 from stream_rec.serving.runtime import WorkerRuntime, build_runtime
 
 __all__ = ["ROCKSDB_OPTIONS", "create_app"]
@@ -69,6 +73,8 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
         runtime.ab = AbStore(_table(app, RECS_TABLE, settings), _table(app, ARMS_TABLE, settings),
                              AbParams(window_ms=int(settings.ab_window_s * 1000),
                                       max_recs=settings.ab_recs_per_user))
+    latest = LatestRecs(_table(app, LATEST_RECS_TABLE, settings)
+                        if settings.latest_recs == "on" else None, LiveStats())
     handler = EventHandler(runtime, users)
 
     @app.agent(out.events, name="process-events")
@@ -79,7 +85,8 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
                 stream, settings.batch_max_events, settings.batch_max_wait_ms / 1000.0):
             outputs = await handler.handle_batch([event.message for event in batch],
                                                  bind=_binder(batch))
-            await out.send(outputs, flush_deltas=True)
+            latest.remember(await out.send(outputs, flush_deltas=True),
+                            bind=_user_binder(batch))
             metrics.batch_size.observe(len(batch))
             for stage, seconds in handler.stage_cpu_s.items():
                 if seconds:
@@ -96,7 +103,8 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
 
     app.on_before_shutdown.connect(stop_output_producer)
 
-    follower = _wire_llm_arm(app, runtime, out, bootstrap, tansu) if runtime.has_llm_arm else None
+    follower = (_wire_llm_arm(app, runtime, out, latest, bootstrap, tansu)
+                if runtime.has_llm_arm else None)
 
     @app.timer(_DELTA_FLUSH_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def flush_deltas_timer() -> None:
@@ -112,7 +120,7 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
         await runtime.replicated.run()
 
     _wire_item_vectors(app, runtime)
-    web.add_pages(app, runtime, users, lambda: _ready(app, runtime, follower))
+    web.add_pages(app, runtime, users, latest, lambda: _ready(app, runtime, follower))
     return app
 
 
@@ -153,20 +161,23 @@ class _Sender:
         self.recs = _raw_topic(app, topics.recs, partitions=partitions)
         self.llm_recs: Any = None  # declared only by workers with an LLM arm
 
-    async def send(self, outputs: Outputs, *, flush_deltas: bool = False) -> None:
-        """Queue every output, then wait until the broker has acknowledged them all."""
+    async def send(self, outputs: Outputs, *, flush_deltas: bool = False) -> list[SentRec]:
+        """Queue every output, then wait until the broker has acknowledged them all; the
+        recommendations as sent."""
         metrics, topics, producer = self.runtime.metrics, self.topics, self.producer
         started = time.thread_time()
         sent = []
+        recs = [SentRec(fields, codec.dumps(fields))
+                for fields in (rec.to_dict() for rec in outputs.recs)]
         for letter in outputs.dead_letters:
             sent.append(await producer.send(topics.dlq, letter.value, letter.key))
         for request in outputs.rerank_requests:
             sent.append(await producer.send(topics.rerank_requests,
                                             codec.dumps(request.to_dict()),
                                             request.user_id.encode()))
-        for rec in outputs.recs:
-            sent.append(await producer.send(topics.recs, codec.dumps(rec.to_dict()),
-                                            rec.user_id.encode()))
+        for record in recs:
+            sent.append(await producer.send(topics.recs, record.value,
+                                            record.user_id.encode()))
         if flush_deltas:
             sent.extend(await self.flush_deltas(force=False))
         metrics.stage_cpu.labels("output").inc(time.thread_time() - started)
@@ -174,6 +185,7 @@ class _Sender:
         for rec in outputs.recs:
             metrics.recs.labels(rec.arm, rec.model, str(rec.degraded).lower()).inc()
             metrics.rec_latency.labels(rec.arm).observe(rec.latency_ms / 1000.0)
+        return recs
 
     async def emit(self, rec: Recommendation) -> None:
         """One recommendation through faust's producer (the LLM arm's shutdown path)."""
@@ -219,8 +231,15 @@ def _binder(batch: Sequence[Any]) -> Callable[[int], None]:
     return lambda index: faust_transport.make_current(batch[index])
 
 
-def _wire_llm_arm(app: faust.App, runtime: WorkerRuntime, out: _Sender, bootstrap: str,
-                  tansu: bool) -> RerankResultsFollower:
+def _user_binder(batch: Sequence[Any]) -> Callable[[str], None]:
+    """``bind(user_id)``: make one of the batch's events of that user faust's current event
+    (a valid event's key is its user id, so any of them is in the user's partition)."""
+    by_user = {event.message.key: event for event in batch}
+    return lambda user_id: faust_transport.make_current(by_user[user_id.encode()])
+
+
+def _wire_llm_arm(app: faust.App, runtime: WorkerRuntime, out: _Sender, latest: LatestRecs,
+                  bootstrap: str, tansu: bool) -> RerankResultsFollower:
     """The LLM arm's plumbing, only for workers whose arms include one: the results
     follower, the deadline timer, the llm-recs agent and the drain at shutdown."""
     settings, metrics = runtime.settings, runtime.metrics
@@ -229,8 +248,8 @@ def _wire_llm_arm(app: faust.App, runtime: WorkerRuntime, out: _Sender, bootstra
 
     @app.agent(out.llm_recs, name="publish-llm-recs")
     async def publish_llm_recs(stream: faust.StreamT[bytes]) -> None:
-        async for fevent in stream.events():
-            await out.send(await llm_recs_handler.handle(fevent.message))
+        async for fevent in stream.events():  # the record's own event is current
+            latest.remember(await out.send(await llm_recs_handler.handle(fevent.message)))
 
     async def on_result(result: RerankResult) -> None:
         rec = runtime.llm_arm.on_result(result, int(time.time() * 1000))

@@ -10,9 +10,9 @@
 
 User pages answer on any worker: the owner of the user's partition answers, the others
 forward once to it (:mod:`stream_rec.serving.pull`). The latest recommendation of each
-user is kept in the changelogged ``latest-recs`` table, filled by an agent that reads the
-recs topic back (co-partitioned with the events), so it survives rebalances and restarts
-and is exactly what the recs topic carried (same ``rec_id``: clicks on it are attributed).
+user is kept in the changelogged ``latest-recs`` table, written where it is sent
+(:mod:`stream_rec.serving.latest_recs`), so it survives rebalances and restarts and is
+exactly what the recs topic carried (same ``rec_id``: clicks on it are attributed).
 See docs/operations.md ("Console and pull API").
 """
 
@@ -22,7 +22,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any
 
@@ -31,31 +31,28 @@ import faust
 import psutil
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from stream_rec.broker import faust_transport
 from stream_rec.core import codec
 from stream_rec.core.router import parse_arms
 from stream_rec.serving.console import Counters, LiveStats, cluster_view
 from stream_rec.serving.dlq_tail import DlqTail
+from stream_rec.serving.latest_recs import LatestRecs
 from stream_rec.serving.pull import HOP_HEADER, authorized, forward, owner_url, user_partition
 from stream_rec.serving.runtime import WorkerRuntime
 
-__all__ = ["LATEST_RECS_TABLE", "add_pages", "newest_per_user"]
+__all__ = ["add_pages"]
 
 log = logging.getLogger(__name__)
 
-LATEST_RECS_TABLE = "latest-recs"
 _JSON = "application/json"
 _PEER_TIMEOUT_S = 2.0
 
 
 def add_pages(app: faust.App, runtime: WorkerRuntime, users: Mapping[str, bytes],
-              ready: Callable[[], bool]) -> None:
+              latest: LatestRecs, ready: Callable[[], bool]) -> None:
     """Register the worker's pages on ``app``; ``ready()`` says whether it serves."""
-    stats = LiveStats()
-    latest = _track_latest_recs(app, runtime, users, stats)
     _add_ops_pages(app, runtime, ready)
-    _add_user_pages(app, runtime, users, latest)
-    _add_console_pages(app, runtime, users, ready, stats)
+    _add_user_pages(app, runtime, users, latest.table)
+    _add_console_pages(app, runtime, users, ready, latest.stats)
 
 
 def _add_ops_pages(app: faust.App, runtime: WorkerRuntime, ready: Callable[[], bool]) -> None:
@@ -94,59 +91,6 @@ def _add_ops_pages(app: faust.App, runtime: WorkerRuntime, ready: Callable[[], b
                                     "items_embedded": (len(model.semantic) if model else
                                                        len(runtime.vectors or ()))}},
                          status=200 if is_ready else 503)
-
-
-def _track_latest_recs(app: faust.App, runtime: WorkerRuntime, users: Any,
-                       stats: LiveStats) -> Any:
-    """The ``latest-recs`` table and the agent filling it from the recs topic (or None when
-    ``STREAM_REC_LATEST_RECS=off``)."""
-    settings = runtime.settings
-    if settings.latest_recs != "on":
-        return None
-    table = app.Table(LATEST_RECS_TABLE, key_type=str, value_type=bytes,
-                      partitions=settings.partitions, options=dict(users.options or {}))
-    recs = app.topic(settings.topics.recs, key_type=bytes, value_type=bytes,
-                     key_serializer="raw", value_serializer="raw",
-                     partitions=settings.partitions)
-
-    @app.agent(recs, name="track-latest-recs")
-    async def track_latest_recs(stream: faust.StreamT[bytes]) -> None:
-        # in batches, as the events agent: one table write per user per batch, the newest
-        # rec (by generated_at_ms; on ties the later record, as one write per record did)
-        async for batch in faust_transport.take_event_batches(
-                stream, settings.batch_max_events, settings.batch_max_wait_ms / 1000.0):
-            newest = newest_per_user([event.value for event in batch], stats.on_rec)
-            for user, (at, value, index) in newest.items():
-                event = batch[index]
-                # the user's partition for the read, the write and its changelog record
-                faust_transport.make_current(event)
-                held = table.get(user)
-                # a redelivered or late (LLM-arm) rec must not replace a newer one
-                if held is None or int(codec.loads(held)["generated_at_ms"]) <= at:
-                    table[user] = value
-
-    return table
-
-
-def newest_per_user(values: Sequence[bytes], seen: Callable[[dict[str, Any]], None]
-                    ) -> dict[str, tuple[int, bytes, int]]:
-    """Per user, the newest of a batch of recs topic records: (generated_at_ms, the record,
-    its index in ``values``); on equal times the later record, as one table write per
-    record in order would leave it. ``seen`` gets every decodable rec; undecodable records
-    are logged and skipped."""
-    newest: dict[str, tuple[int, bytes, int]] = {}
-    for index, value in enumerate(values):
-        try:
-            rec = codec.loads(value)
-            user, at = str(rec["user_id"]), int(rec["generated_at_ms"])
-        except (codec.DecodeError, KeyError, TypeError, ValueError):
-            log.warning("skipped an undecodable record on the recs topic")
-            continue
-        seen(rec)
-        kept = newest.get(user)
-        if kept is None or kept[0] <= at:
-            newest[user] = (at, value, index)
-    return newest
 
 
 def _add_user_pages(app: faust.App, runtime: WorkerRuntime, users: Any, latest: Any) -> None:
