@@ -51,7 +51,7 @@ DESCRIPTIONS: dict[str, str] = {
     "web_token": "Bearer token of the sensitive pages (a user's state, dead-letter payloads "
                  "in the console); empty = those pages are off. Masked in `stream-rec settings`",
     "latest_recs": "`on`: keep each user's latest recommendation in a changelogged table "
-                   "(pull API, console); `off` saves one read and one table write per rec",
+                   "(the pull API); `off` saves one table write per user per batch",
     "console_peers": "More worker URLs for the console to sum (comma list), besides the "
                      "consumer group's members",
     "price_per_vcpu_hour": "USD per vCPU-hour, for the console's $ per million recs estimate",

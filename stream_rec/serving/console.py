@@ -3,7 +3,7 @@ worker) and their sum over the workers (:func:`cluster_view`). No faust here.
 
 Rates are per worker, over the last ``window_s`` seconds of samples taken every second, and
 add up across workers. Latency percentiles come from the ``latency_ms`` of the latest
-recommendations on the worker's partitions (read back from the recs topic), pooled across
+recommendations this worker sent (:mod:`stream_rec.serving.latest_recs`), pooled across
 workers. CPU is the worker process's CPU time; arms share a process, so each arm is
 charged the worker's CPU in proportion to the recommendations it served there. Money and
 energy are estimates: CPU seconds x ``price_per_vcpu_hour`` / 3600, and x ``watts_per_core``
@@ -53,7 +53,7 @@ class LiveStats:
         self._samples: deque[tuple[float, Counters]] = deque()
 
     def on_rec(self, rec: Mapping[str, Any]) -> None:
-        """A recommendation read back from the recs topic (this worker's partitions)."""
+        """A recommendation this worker sent (acknowledged by the broker)."""
         arm = str(rec.get("arm", "?"))
         ring = self.latencies.setdefault(arm, deque(maxlen=self._keep_latencies))
         ring.append(float(rec.get("latency_ms", 0.0)))
