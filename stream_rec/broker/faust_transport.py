@@ -37,9 +37,8 @@
 from __future__ import annotations
 
 import asyncio
-import types
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import faust
@@ -196,25 +195,6 @@ class Consumer(faust_aiokafka.Consumer):
             return None
         return self._seek_seq
 
-    async def _deliver(self, delivery: Awaitable[Any]) -> bool:
-        """Run ``delivery`` (faust's hand-over of one message to the streams' queues); whether
-        it completed, False when a suspended flow (a rebalance) or the consumer stopping
-        cut it short.
-
-        Most deliveries complete without waiting (the queue has room, the flow runs): they
-        run here, with no task and no turn of the event loop, where faust's drain loop made
-        four tasks per message for ``wait_first`` (docs/benchmarks.md, "Delivery without a
-        loop turn"). A delivery that has to wait goes on as a task under ``wait_first``, as
-        in faust, so a rebalance still cuts it short (``wait_first`` cancels it).
-        """
-        steps = delivery.__await__()
-        try:
-            awaited = steps.send(None)
-        except StopIteration:
-            return True
-        rest = asyncio.ensure_future(_resumed(steps, awaited))
-        return rest in (await self.wait_first(rest, self.suspend_flow.wait())).done
-
     async def _drain_messages(self, fetcher: Any) -> None:
         # tp -> (the offset we sought back to after a hole, the seek's number)
         refetching: dict[TP, tuple[int, int]] = {}
@@ -262,7 +242,9 @@ class Consumer(faust_aiokafka.Consumer):
                         if commit_every is not None and self._n_acked >= commit_every:
                             self._n_acked = 0
                             await self.commit()
-                        if await self._deliver(callback(message)):
+                        delivery = callback(message)
+                        result = await self.wait_first(delivery, self.suspend_flow.wait())
+                        if delivery in result.done:
                             set_read_offset(tp, offset)
                             if sequenced and expected.get(tp) == want:
                                 expected[tp] = offset + 1
@@ -389,26 +371,6 @@ def make_current(event: Any) -> None:
     """Make ``event`` faust's current event in this task: a table write then goes to the
     changelog partition (and the store) of that event's partition."""
     _current_event.set(weakref.ref(event))
-
-
-@types.coroutine
-def _resumed(steps: Generator[Any, Any, Any], awaited: Any) -> Generator[Any, Any, Any]:
-    """An awaitable's ``steps`` (its ``__await__()``), started by hand and now waiting on
-    ``awaited``, as an awaitable a task can drive on: what it waits on goes to the task, what
-    the task sends or throws goes back into it (``yield from`` for steps already begun)."""
-    while True:
-        try:
-            sent = yield awaited
-        except BaseException as exc:  # cancellation, or an error thrown in by the task
-            try:
-                awaited = steps.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-            continue
-        try:
-            awaited = steps.send(sent)
-        except StopIteration as stop:
-            return stop.value
 
 
 class Transport(faust_aiokafka.Transport):
