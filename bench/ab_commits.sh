@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Two commits' workers on one broker, back to back: fixed rates for 20 s in alternating
 # order (ROUNDS rounds per rate, default 2; the first rate starts with OLD, the next with
-# NEW, ...; a rate may be `max`), then a ceiling search each way (CEILING `none` skips it). Each commit runs from its own checkout (git worktree under
-# /tmp), with this repository's virtualenv. Writes one JSON summary per run into OUT and
+# NEW, ...; a rate may be `max`), then a ceiling search each way (CEILING `none` skips
+# it). Each commit runs from its own checkout (git worktree under /tmp), with this
+# repository's virtualenv. Writes one JSON summary per run into OUT and
 # prints each run's table.
 #
 #   bash bench/ab_commits.sh OLD NEW OUT [BROKER] [RATES] [CEILING]
