@@ -14,8 +14,9 @@ the same ranker runs with or without the model (the ablation).
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,18 +98,26 @@ class CandidateSet:
     def __len__(self) -> int:
         return len(self.items)
 
-    def why(self, k: int) -> tuple[str, str]:
-        """(source, anchor) of candidate ``k``: the source contributing most to the blend
-        (the first on ties), for the recommendation's reason."""
-        source = int(np.argmax(self.parts[k]))
-        return SOURCES[source], self.anchors[source].get(self.items[k], "")
+    def reasons(self) -> Callable[[int], tuple[str, str]]:
+        """``reasons()(k)``: (source, anchor) of candidate ``k``, the source contributing most to
+        the blend (the first on ties), for the recommendation's reason; every candidate's
+        source is picked in one pass."""
+        best = np.argmax(self.parts, axis=1).tolist()
+        items, anchors = self.items, self.anchors
+
+        def why(k: int) -> tuple[str, str]:
+            return SOURCES[best[k]], anchors[best[k]].get(items[k], "")
+
+        return why
 
 
 # the candidate sources, in the order their candidates enter the set, and each one's weight
 # in the fixed blend (what picks the reason's source)
 SOURCES = ("covisit", "buy_again", "similar", "category", "trending")
 _SOURCE_WEIGHT = (1.0, 1.0, 0.03, 0.03, 0.1)
-_RANK_COLUMN = tuple(FEATURES.index("rank_" + s) for s in SOURCES)
+_SOURCE_INDEX = np.arange(len(SOURCES))
+_SOURCE_WEIGHTS = np.asarray(_SOURCE_WEIGHT)
+_RANK_COLUMNS = np.asarray([FEATURES.index("rank_" + s) for s in SOURCES], np.intp)
 
 
 def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *,
@@ -152,20 +161,22 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
     parts = np.full((m, len(SOURCES)), -1.0)
     if not m:
         return CandidateSet([], x, parts, anchors)
-    scores = []  # each source's raw scores, aligned with ``items`` (0 when absent)
-    for s, ranked in enumerate(sources):
-        column = np.zeros(m)
-        if ranked:
-            rows = np.asarray(source_rows[s], np.intp)
-            raw = np.fromiter((v for _, v in ranked), np.float64, len(ranked))
-            column[rows] = raw
-            parts[rows, s] = _SOURCE_WEIGHT[s] * raw
-            x[rows, _RANK_COLUMN[s]] = 1.0 / (1.0 + np.arange(len(ranked)))
-        scores.append(column)
-    _, ba, sim_nb, cat, _ = scores
+    # every source's (candidate, raw score, rank) in one set of arrays
+    lengths = [len(ranked) for ranked in sources]
+    n_all = sum(lengths)
+    at_rows = np.fromiter(itertools.chain.from_iterable(source_rows), np.intp, n_all)
+    raw = np.fromiter((v for ranked in sources for _, v in ranked), np.float64, n_all)
+    source = np.repeat(_SOURCE_INDEX, lengths)
+    rank = np.arange(n_all) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    scores = np.zeros((m, len(SOURCES)))  # each source's raw score (0 when absent)
+    scores[at_rows, source] = raw
+    parts[at_rows, source] = _SOURCE_WEIGHTS[source] * raw
+    x[at_rows, _RANK_COLUMNS[source]] = 1.0 / (1.0 + rank)
+    ba, sim_nb, cat = scores[:, 1], scores[:, 2], scores[:, 3]
     rows = stats.rows(items)
     mixed = covisit.mixture
-    cv = mixed.at(rows, mixed.score)
+    read = mixed.reader(rows)
+    cv = read(mixed.score)
     col = stats.columns_at(rows, now_ms)
     tr = col.popularity / (stats.total_popularity(now_ms) or 1.0)
     count_total = float(stats.deltas) or 1.0
@@ -173,8 +184,8 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
     features = {
         "prior": np.log(_EPS + cv + ba + 0.1 * tr + 0.03 * cat),
         "covisit": np.log(_EPS + cv),
-        "covisit_last": np.log(_EPS + mixed.at(rows, covisit.last)),
-        "covisit_anchors": mixed.at(rows, mixed.hits) / max(1, len(covisit.anchors)),
+        "covisit_last": np.log(_EPS + read(covisit.last)),
+        "covisit_anchors": read(mixed.hits) / max(1, len(covisit.anchors)),
         "buy_again": ba,
         "repeat_rate": np.log(col.repeat_propensity),
         "popularity": np.log(1e-7 + tr),
@@ -254,21 +265,20 @@ def _covisit(instants: list[tuple[str, int]], stats: ItemStats) -> _Covisit:
     """The co-visitation mixture (as :func:`candidates.covisitation`), P(item | last
     anchor), the number of anchors leading to each item, and each item's best anchor."""
     found: list[tuple[str, float, np.ndarray, np.ndarray]] = []
+    sums: list[float] = []
     age, instant = -1, None
     for anchor, ts_ms in instants:
         if ts_ms != instant:
             age, instant = age + 1, ts_ms
-        arrays = stats.neighbour_rows(anchor)
-        if arrays is not None:
-            found.append((anchor, 1.0 / (1.0 + age), *arrays))
+        row = stats.neighbour_rows(anchor)
+        if row is not None:
+            found.append((anchor, 1.0 / (1.0 + age), row[0], row[1]))
+            sums.append(row[2] or 1.0)
     if not found:
         return _NO_COVISIT
     total = sum(w for _, w, _, _ in found)
-    parts, sums = [], []
-    for _, anchor_weight, _, weights in found:
-        row_total = float(weights.sum()) or 1.0
-        sums.append(row_total)
-        parts.append(weights * (anchor_weight / total / row_total))
+    parts = [weights * (anchor_weight / total / row_total)
+             for (_, anchor_weight, _, weights), row_total in zip(found, sums, strict=True)]
     mixture = mix(np.concatenate([rows for _, _, rows, _ in found]), np.concatenate(parts),
                   np.repeat(np.arange(len(found)), [len(rows) for _, _, rows, _ in found]))
     last = np.zeros(len(mixture.rows))

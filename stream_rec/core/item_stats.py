@@ -227,11 +227,12 @@ class ItemStats:
         rows, weights = row.arrays()
         return {ids[r]: w for r, w in zip(rows.tolist(), weights.tolist(), strict=True)}
 
-    def neighbour_rows(self, item_id: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """The item's co-visitation row as arrays: neighbour rows and weights (None if it
-        has none). Read-only views of the live row: use them before the next delta."""
+    def neighbour_rows(self, item_id: str) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """The item's co-visitation row as arrays: neighbour rows and weights, and the
+        weights' sum (None if it has none). Read-only views of the live row: use them
+        before the next delta."""
         row = self._covisit.get(item_id)
-        return None if row is None else row.arrays()
+        return None if row is None else (*row.arrays(), row.total())
 
     def repeat_propensity(self, item_id: str) -> float:
         """How often buyers of this item buy it again (smoothed toward the shop's rate)."""
@@ -304,7 +305,7 @@ class ItemStats:
             row = self._covisit[a] = _CovisitRow()
         slot = row.slot.get(b)
         if slot is not None:
-            row.weights[slot] += weight
+            row.add(slot, weight)
             return
         row.append(b, self._intern(b), weight)
         limit = self.params.max_neighbours
@@ -317,13 +318,24 @@ class _CovisitRow:
     position), and growable arrays of their item rows and summed weights, updated in place
     so reading the row is two views (:meth:`ItemStats.neighbour_rows`), not a copy."""
 
-    __slots__ = ("rows", "size", "slot", "weights")
+    __slots__ = ("_total", "rows", "size", "slot", "weights")
 
     def __init__(self, capacity: int = 8) -> None:
         self.slot: dict[str, int] = {}
         self.rows = np.zeros(capacity, np.intp)
         self.weights = np.zeros(capacity)
         self.size = 0
+        self._total: float | None = None  # the weights' sum, until the row changes
+
+    def add(self, slot: int, weight: float) -> None:
+        self.weights[slot] += weight
+        self._total = None
+
+    def total(self) -> float:
+        """``float(weights.sum())`` of the live row, summed once per change."""
+        if self._total is None:
+            self._total = float(self.weights[:self.size].sum())
+        return self._total
 
     def append(self, item_id: str, row: int, weight: float) -> None:
         n = self.size
@@ -334,6 +346,7 @@ class _CovisitRow:
         self.rows[n] = row
         self.weights[n] = weight
         self.size = n + 1
+        self._total = None
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         rows, weights = self.rows[:self.size], self.weights[:self.size]
@@ -350,6 +363,7 @@ class _CovisitRow:
         rows[:len(order)] = self.rows[order]
         weights[:len(order)] = self.weights[order]
         self.rows, self.weights, self.size = rows, weights, len(order)
+        self._total = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -268,11 +268,12 @@ def rank_candidates(candidates: CandidateSet, ranker: LearnedRanker, *, top_k: i
     values = scores.tolist()
     out: list[tuple[str, float, str, str]] = []
     cut = None
+    why = candidates.reasons()
     for k in np.argsort(-scores, kind="stable").tolist():
         if cut is not None and values[k] < cut:
             break  # everything tied with the last kept item is in: ties are broken by id
         if keep(items[k]):
-            source, anchor = candidates.why(k)
+            source, anchor = why(k)
             out.append((items[k], values[k], source, anchor))
             if len(out) == top_k:
                 cut = values[k]

@@ -32,10 +32,15 @@ class Mixture:
 
     def at(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``values`` (aligned with :attr:`rows`) read at ``rows``; 0 where absent."""
+        return self.reader(rows)(values)
+
+    def reader(self, rows: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """:meth:`at` for several ``values`` at the same ``rows``: one search."""
         if not len(self.rows):
-            return np.zeros(len(rows))
+            return lambda values: np.zeros(len(rows))
         idx = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
-        return np.where(self.rows[idx] == rows, values[idx], 0.0)
+        found = self.rows[idx] == rows
+        return lambda values: np.where(found, values[idx], 0.0)
 
 
 def mix(rows: np.ndarray, parts: np.ndarray, position: np.ndarray) -> Mixture:
@@ -49,7 +54,7 @@ def mix(rows: np.ndarray, parts: np.ndarray, position: np.ndarray) -> Mixture:
     if not len(rows):
         empty = np.zeros(0)
         return Mixture(np.zeros(0, np.intp), empty, empty, np.zeros(0, np.intp))
-    order = np.argsort(rows, kind="stable")  # by row; within a row, in anchor order
+    order = _stable_order(rows)  # by row; within a row, in anchor order
     sorted_rows = rows[order]
     starts = np.empty(len(rows), bool)
     starts[0] = True
@@ -59,11 +64,30 @@ def mix(rows: np.ndarray, parts: np.ndarray, position: np.ndarray) -> Mixture:
     inverse[order] = group
     n = int(group[-1]) + 1
     sorted_parts = parts[order]
-    top = np.maximum.reduceat(sorted_parts, np.flatnonzero(starts))
+    begins = np.flatnonzero(starts)
+    top = np.maximum.reduceat(sorted_parts, begins)
     at_top = np.flatnonzero(sorted_parts == top[group])  # ascending: anchor order in a group
     first = at_top[np.concatenate(([True], group[at_top[1:]] != group[at_top[:-1]]))]
     return Mixture(rows=sorted_rows[starts], score=np.bincount(inverse, parts, n),
-                   hits=np.bincount(inverse, None, n), best=position[order[first]])
+                   hits=np.diff(begins, append=len(rows)), best=position[order[first]])
+
+
+_RADIX_ROWS = 1 << 16
+
+
+def _stable_order(rows: np.ndarray) -> np.ndarray:
+    """``np.argsort(rows, kind="stable")`` for non-negative row numbers, without its merge
+    sort (which mispredicts its way through ~1,000 varied rows in ~35 µs here): numpy's radix
+    sort when every row fits in 16 bits, else a plain sort of the unique keys row x n + entry
+    index, whose order is the same.
+
+    >>> _stable_order(np.array([7, 3, 7, 3, 1])).tolist()
+    [4, 1, 3, 0, 2]
+    """
+    if int(rows.max()) < _RADIX_ROWS:
+        return np.argsort(rows.astype(np.uint16), kind="stable")
+    n = len(rows)
+    return np.argsort(rows.astype(np.int64) * n + np.arange(n))
 
 
 def best_of(score: np.ndarray, item_at: Callable[[int], str], n: int,

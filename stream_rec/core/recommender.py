@@ -55,6 +55,7 @@ class Recommender:
         # the learned ranker (None: the fixed blend) and the model's text space it reads
         self.ranker = ranker
         self.text_space = text_space
+        self._features_for: tuple[RankParams, FeatureParams] | None = None
 
     @property
     def stats_params(self) -> StatsParams:
@@ -101,13 +102,19 @@ class Recommender:
                    allow: frozenset[str] | None = None, semantic: bool = True
                    ) -> CandidateSet:
         """The learned ranker's candidates with their features (no model call)."""
-        params = self.rank_params
         return build_candidates(
-            profile, self.stats, self.catalog, now_ms=now_ms,
-            params=FeatureParams(per_source=params.per_source,
-                                 covisit_history=params.covisit_history,
-                                 buy_again_half_life_s=params.buy_again_half_life_s),
+            profile, self.stats, self.catalog, now_ms=now_ms, params=self._feature_params(),
             space=self.text_space if semantic else None, blocked=blocked, allow=allow)
+
+    def _feature_params(self) -> FeatureParams:
+        """The candidates' parameters from :attr:`rank_params` (made again only when that
+        is replaced)."""
+        params, cached = self.rank_params, self._features_for
+        if cached is None or cached[0] is not params:
+            cached = self._features_for = (params, FeatureParams(
+                per_source=params.per_source, covisit_history=params.covisit_history,
+                buy_again_half_life_s=params.buy_again_half_life_s))
+        return cached[1]
 
     def learner(self, *, semantic: bool = True) -> StreamLearner:
         """What learns the ranker from the stream: call ``on_event(before, event)`` with

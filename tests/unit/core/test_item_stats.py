@@ -107,12 +107,17 @@ def test_co_visitation_rows_match_a_plain_reference_through_pruning() -> None:
             w = 0.5 / position
             add(other, item, w)
             add(item, other, w * params.covisit_backward)
+        if ts % 7 == 0:  # read (and so cache) the sums mid-stream: later changes must drop them
+            for seen in reference:
+                found = stats.neighbour_rows(seen)
+                assert found is not None and found[2] == float(found[1].sum())
     for item, row in reference.items():
         assert stats.neighbours(item) == row
         assert list(stats.neighbours(item)) == list(row)
         arrays = stats.neighbour_rows(item)
         assert arrays is not None
-        rows, weights = arrays
+        rows, weights, total = arrays
         assert [stats.item_id(r) for r in rows.tolist()] == list(row)
         assert weights.tolist() == list(row.values())
+        assert total == float(weights.sum())  # the cached sum follows every change
     assert stats.neighbour_rows("never-seen") is None

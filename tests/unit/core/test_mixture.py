@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from stream_rec.core.mixture import best_of, mix
 
@@ -23,12 +24,14 @@ def _reference(lists: list[list[tuple[int, float]]]) -> dict[int, tuple[float, i
     return out
 
 
-def test_mix_sums_counts_and_cites_the_first_anchor_with_the_largest_part() -> None:
+@pytest.mark.parametrize("first_row", [0, 70_000])  # rows in 16 bits, and beyond
+def test_mix_sums_counts_and_cites_the_first_anchor_with_the_largest_part(
+        first_row: int) -> None:
     rng = random.Random(3)
     for _ in range(200):
         lists = []
         for _ in range(rng.randint(1, 10)):
-            items = rng.sample(range(40), rng.randint(0, 15))
+            items = rng.sample(range(first_row, first_row + 40), rng.randint(0, 15))
             # coarse parts, so ties between anchors happen
             lists.append([(i, rng.choice([0.1, 0.2, 0.3, rng.random()])) for i in items])
         rows = np.array([i for entries in lists for i, _ in entries], np.intp)
