@@ -69,7 +69,7 @@ def mix(rows: np.ndarray, parts: np.ndarray, position: np.ndarray) -> Mixture:
     at_top = np.flatnonzero(sorted_parts == top[group])  # ascending: anchor order in a group
     first = at_top[np.concatenate(([True], group[at_top[1:]] != group[at_top[:-1]]))]
     return Mixture(rows=sorted_rows[starts], score=np.bincount(inverse, parts, n),
-                   hits=np.diff(begins, append=len(rows)), best=position[order[first]])
+                   hits=np.bincount(inverse, None, n), best=position[order[first]])
 
 
 _RADIX_ROWS = 1 << 16
