@@ -64,8 +64,7 @@ def mix(rows: np.ndarray, parts: np.ndarray, position: np.ndarray) -> Mixture:
     inverse[order] = group
     n = int(group[-1]) + 1
     sorted_parts = parts[order]
-    begins = np.flatnonzero(starts)
-    top = np.maximum.reduceat(sorted_parts, begins)
+    top = np.maximum.reduceat(sorted_parts, np.flatnonzero(starts))
     at_top = np.flatnonzero(sorted_parts == top[group])  # ascending: anchor order in a group
     first = at_top[np.concatenate(([True], group[at_top[1:]] != group[at_top[:-1]]))]
     return Mixture(rows=sorted_rows[starts], score=np.bincount(inverse, parts, n),
