@@ -7,6 +7,7 @@ the reason will cite (an item the user touched, or a category).
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import operator
 from collections.abc import Callable, Collection, Container, Iterable
@@ -70,6 +71,24 @@ def _rank(kv: tuple[str, float]) -> tuple[float, str]:
     return -kv[1], kv[0]
 
 
+_first, _second, _third = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
+
+
+def _best_of_array(items: list[str], scores: np.ndarray, n: int) -> list[tuple[str, float]]:
+    """:func:`_best` of ``zip(items, scores)`` with nothing excluded, the cut at the
+    ``n``-th best score found by a partition of the array (the same pairs, in the same
+    order)."""
+    m = len(items)
+    if m > 2 * n > 0:
+        cut = scores[np.argpartition(scores, m - n)[m - n]]
+        at = np.flatnonzero(scores >= cut).tolist()
+        kept = list(zip([items[k] for k in at], scores[at].tolist(), strict=True))
+    else:
+        kept = list(zip(items, scores.tolist(), strict=True))
+    kept.sort(key=_rank)
+    return kept[:n]
+
+
 def covisitation(profile: UserProfile, stats: ItemStats, *, n: int, history: int = 10,
                  exclude: ItemFilter = _NOTHING) -> Scored:
     """Items often seen after/with what the user touched recently (newer anchors weigh more).
@@ -126,17 +145,20 @@ def buy_again(profile: UserProfile, stats: ItemStats, *, n: int, now_ms: int,
     Scores are absolute in [0, 1) (not rescaled by the ranker): ``1 - exp(-rate * times)``,
     so an item nobody re-buys stays near 0 however often this user bought it once.
     """
-    purchased = [p for p in profile.purchased if p[0] not in exclude]
+    purchased = profile.purchased
+    if exclude is not _NOTHING:
+        purchased = tuple(itertools.compress(purchased, map(operator.not_, map(
+            exclude.__contains__, map(_first, purchased)))))
     if not purchased:
         return {}
     rate = math.log(2) / (half_life_s * 1000.0)
-    items = [item for item, _, _ in purchased]
-    times = np.fromiter((t for _, t, _ in purchased), np.float64, len(items))
-    last_ms = np.fromiter((ts for _, _, ts in purchased), np.float64, len(items))
+    items = list(map(_first, purchased))
+    times = np.fromiter(map(_second, purchased), np.float64, len(items))
+    last_ms = np.fromiter(map(_third, purchased), np.float64, len(items))
     recency = np.exp(-rate * np.maximum(0.0, now_ms - last_ms))
     expected = stats.columns(items, now_ms).repeat_propensity * times
     scores = (1.0 - np.exp(-expected)) * (0.5 + 0.5 * recency)
-    best = _best(zip(items, scores.tolist(), strict=True), n, _NOTHING)
+    best = _best_of_array(items, scores, n)
     return {item: (score, item) for item, score in best}
 
 
@@ -183,15 +205,16 @@ def category_trending(profile: UserProfile, stats: ItemStats, catalog: Catalog, 
         return {}
     favourites = dict(profile.categories[:top_categories])
     total = sum(favourites.values()) or 1.0
+    if top is None:
+        top = stats.trending(now_ms)
+    categories = list(map(catalog.categories.get, map(_first, top), itertools.repeat("")))
     found: list[tuple[str, float, str]] = []
     mass: dict[str, float] = {}
-    category_of = catalog.categories.get
-    for item, popularity in (stats.trending(now_ms) if top is None else top):
-        category = category_of(item, "")
-        if category in favourites:
-            mass[category] = mass.get(category, 0.0) + popularity
-            if item not in exclude and len(found) < n:
-                found.append((item, popularity, category))
+    for (item, popularity), category in itertools.compress(
+            zip(top, categories, strict=True), map(favourites.__contains__, categories)):
+        mass[category] = mass.get(category, 0.0) + popularity
+        if item not in exclude and len(found) < n:
+            found.append((item, popularity, category))
     return {item: (popularity / mass[category] * favourites[category] / total, category)
             for item, popularity, category in found}
 

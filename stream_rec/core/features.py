@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -73,6 +74,7 @@ _DAY_MS = 86_400_000.0
 _ACTION = {"view": 1.0, "rec_click": 1.5, "add_to_cart": 3.0, "purchase": 5.0}
 _ITEM_TYPES = ("view", "rec_click", "add_to_cart", "purchase")
 _COLD = 5
+_first = operator.itemgetter(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +204,9 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
     if profile.categories:
         affinity = dict(profile.categories)
         total = sum(affinity.values()) or 1.0
-        cat_of = catalog.categories.get
         x[:, _COL["category"]] = np.fromiter(
-            (affinity.get(cat_of(i, ""), 0.0) for i in items), np.float64, m) / total
+            map(affinity.get, map(catalog.categories.get, items, itertools.repeat("")),
+                itertools.repeat(0.0)), np.float64, m) / total
     if space is not None and taste:
         last = space.query({instants[0][0]: 1.0}) if instants else None
         cosines = space.cosines([space.query(taste), last], items)
@@ -223,18 +225,20 @@ def _user_columns(x: np.ndarray, pos: dict[str, int], profile: UserProfile,
     (how lately)."""
     bought, touched, recency = _COL["bought"], _COL["touched"], _COL["touch_recency"]
     days = _COL["bought_days"]
-    for item, times, last_ms in profile.purchased:
-        k = pos.get(item)
-        if k is not None and times:
+    purchased = profile.purchased
+    for item, times, last_ms in itertools.compress(purchased, map(
+            pos.__contains__, map(_first, purchased))):
+        if times:
+            k = pos[item]
             x[k, bought] = math.log1p(times)
             x[k, days] = math.log1p(max(0, now_ms - last_ms) / _DAY_MS)
             x[k, touched] = 1.0
             x[k, recency] = 0.05  # bought, but not among the recent touches
     for item, age in _touch_ages(profile).items():
-        k = pos.get(item)
-        if k is not None:
-            x[k, touched] = 1.0
-            x[k, recency] = 1.0 / (1.0 + age)
+        at = pos.get(item)
+        if at is not None:
+            x[at, touched] = 1.0
+            x[at, recency] = 1.0 / (1.0 + age)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,11 +254,13 @@ class _Covisit:
              ) -> tuple[list[tuple[str, float]], dict[str, str]]:
         """The ``n`` best items not in ``skip``, best first, ties by id (as ``_best``), and
         the anchor each one cites."""
-        mixture = self.mixture
-        rows, best = mixture.rows.tolist(), mixture.best.tolist()
-        found = best_of(mixture.score, lambda k: stats.item_id(rows[k]), n, skip)
+        mixture, ids = self.mixture, stats.item_ids()
+        rows = mixture.rows
+        found = best_of(mixture.score, lambda k: ids[rows[k]], n, skip)
+        best = mixture.best[[k for _, _, k in found]].tolist()
+        anchors = self.anchors
         return ([(i, v) for i, v, _ in found],
-                {i: self.anchors[best[k]] for i, _, k in found})
+                {i: anchors[a] for (i, _, _), a in zip(found, best, strict=True)})
 
 
 _NO_COVISIT = _Covisit(Mixture(np.zeros(0, np.intp), np.zeros(0), np.zeros(0),

@@ -8,6 +8,7 @@ every delta, so all replicas share the same statistics whatever partitions they 
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -194,11 +195,16 @@ class ItemStats:
 
     def rows(self, items: Sequence[str]) -> np.ndarray:
         """Each item's row in the columns (0: never seen)."""
-        get = self._rows.get
-        return np.fromiter((get(i, 0) for i in items), np.intp, len(items))
+        return np.fromiter(map(self._rows.get, items, itertools.repeat(0)), np.intp,
+                           len(items))
 
     def item_id(self, row: int) -> str:
         return self._ids[row]
+
+    def item_ids(self) -> Sequence[str]:
+        """Every row's item id (row 0: ""), indexable by row; read-only, and live: rows
+        are only ever appended."""
+        return self._ids
 
     def columns(self, items: Sequence[str], now_ms: int) -> ItemColumns:
         """The statistics of ``items`` at ``now_ms``, one array each (zeros for unseen items)."""

@@ -18,6 +18,7 @@ recommendation without a model call and without a scan of the catalog:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Collection, Mapping, Sequence
 
@@ -106,11 +107,12 @@ class TextSpace:
         position = np.broadcast_to(np.arange(len(known))[:, None], sims.shape)[positive]
         mixed = mix(self.nbr_idx[anchor_rows][positive], (share[:, None] * sims)[positive],
                     position)
-        ids, at = self.ids, mixed.rows.tolist()
+        ids, at = self.ids, mixed.rows
         skip = frozenset(i for _, i, _ in known).union(exclude)  # never an anchor itself
-        best = mixed.best.tolist()
-        return [(item, score, known[best[k]][1])
-                for item, score, k in best_of(mixed.score, lambda k: ids[at[k]], n, skip)]
+        found = best_of(mixed.score, lambda k: ids[at[k]], n, skip)
+        best = mixed.best[[k for _, _, k in found]].tolist()
+        return [(item, score, known[b][1])
+                for (item, score, _), b in zip(found, best, strict=True)]
 
     def query(self, weights: Mapping[str, float]) -> np.ndarray | None:
         """The unit taste vector of the weighted items (None when none is indexed)."""
@@ -137,8 +139,8 @@ class TextSpace:
         used = [k for k, q in enumerate(queries) if q is not None]
         if not used or not len(self.ids):
             return out
-        get = self.rows.get
-        rows = np.fromiter((get(i, -1) for i in items), np.intp, len(items))
+        rows = np.fromiter(map(self.rows.get, items, itertools.repeat(-1)), np.intp,
+                           len(items))
         have = rows >= 0
         if have.any():
             matrix = np.stack([q for q in queries if q is not None], axis=1)
