@@ -25,7 +25,7 @@ import numpy as np
 from stream_rec.core import candidates as cands
 from stream_rec.core.catalog import Catalog
 from stream_rec.core.item_stats import ItemStats
-from stream_rec.core.mixture import Mixture, best_of, mix
+from stream_rec.core.mixture import Mixture, best_of, mix_lists
 from stream_rec.core.profile import UserProfile
 from stream_rec.core.text_space import TextSpace
 
@@ -254,9 +254,8 @@ class _Covisit:
              ) -> tuple[list[tuple[str, float]], dict[str, str]]:
         """The ``n`` best items not in ``skip``, best first, ties by id (as ``_best``), and
         the anchor each one cites."""
-        mixture, ids = self.mixture, stats.item_ids()
-        rows = mixture.rows
-        found = best_of(mixture.score, lambda k: ids[rows[k]], n, skip)
+        mixture = self.mixture
+        found = best_of(mixture.score, stats.item_ids(), mixture.rows, n, skip)
         best = mixture.best[[k for _, _, k in found]].tolist()
         anchors = self.anchors
         return ([(i, v) for i, v, _ in found],
@@ -283,10 +282,9 @@ def _covisit(instants: list[tuple[str, int]], stats: ItemStats) -> _Covisit:
     if not found:
         return _NO_COVISIT
     total = sum(w for _, w, _, _ in found)
-    parts = [weights * (anchor_weight / total / row_total)
-             for (_, anchor_weight, _, weights), row_total in zip(found, sums, strict=True)]
-    mixture = mix(np.concatenate([rows for _, _, rows, _ in found]), np.concatenate(parts),
-                  np.repeat(np.arange(len(found)), [len(rows) for _, _, rows, _ in found]))
+    mixture = mix_lists([(rows, weights) for _, _, rows, weights in found],
+                        [anchor_weight / total / row_total for (_, anchor_weight, _, _), row_total
+                         in zip(found, sums, strict=True)])
     last = np.zeros(len(mixture.rows))
     if found[0][0] == instants[0][0]:
         last[np.searchsorted(mixture.rows, found[0][2])] = found[0][3] / sums[0]

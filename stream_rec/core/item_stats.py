@@ -201,7 +201,7 @@ class ItemStats:
     def item_id(self, row: int) -> str:
         return self._ids[row]
 
-    def item_ids(self) -> Sequence[str]:
+    def item_ids(self) -> list[str]:
         """Every row's item id (row 0: ""), indexable by row; read-only, and live: rows
         are only ever appended."""
         return self._ids

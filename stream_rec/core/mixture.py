@@ -5,7 +5,8 @@ neighbours) and the model's text neighbours. Both mix the lists of the user's re
 (the anchors) into one score per item, remember which anchor contributed most (the reason
 cites it), and keep the best ``n`` items outside a filter, ties broken by item id.
 
->>> m = mix(np.array([3, 5, 5, 7]), np.array([0.2, 0.1, 0.3, 0.4]), np.array([0, 0, 1, 1]))
+>>> m = mix_lists([(np.array([3, 5]), np.array([0.2, 0.1])),
+...                (np.array([5, 7]), np.array([0.3, 0.4]))], [1.0, 1.0])
 >>> m.rows.tolist(), m.score.tolist(), m.best.tolist()
 ([3, 5, 7], [0.2, 0.4, 0.4], [0, 1, 1])
 """
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Mixture", "best_of", "mix"]
+from stream_rec.core import _mixture
+
+__all__ = ["Mixture", "best_of", "mix_lists"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,98 +46,37 @@ class Mixture:
         return lambda values: np.where(found, values[idx], 0.0)
 
 
-def mix(rows: np.ndarray, parts: np.ndarray, position: np.ndarray) -> Mixture:
-    """Mix the neighbour lists of several anchors: entry ``k`` says anchor ``position[k]``
-    reaches item ``rows[k]`` with weight ``parts[k]``; entries come in anchor order
-    (``position`` does not decrease) and an item occurs once per anchor.
+def mix_lists(lists: list[tuple[np.ndarray, np.ndarray]], scales: list[float], *,
+              positive_only: bool = False) -> Mixture:
+    """Mix the neighbour lists of several anchors: ``lists[a]`` is anchor ``a``'s (rows,
+    weights), int32 or int64 item rows (>= 0, each at most once per anchor) and float32 or
+    float64 weights; each entry's part is ``scales[a] * weight`` (numpy's float64 product);
+    ``positive_only`` leaves out entries whose weight is not above 0.
 
-    Each item's score is the sum of its parts added in anchor order (as ``np.bincount``
-    over the entries), so it is the same bit for bit however the entries were gathered.
+    Each item's score is the sum of its parts added in anchor order, as ``np.bincount``
+    over the entries adds them, so it is the same bit for bit however the lists were
+    gathered. One call of the C kernel ``_mixture.mix_lists``.
     """
-    if not len(rows):
-        empty = np.zeros(0)
-        return Mixture(np.zeros(0, np.intp), empty, empty, np.zeros(0, np.intp))
-    order = _stable_order(rows)  # by row; within a row, in anchor order
-    sorted_rows = rows[order]
-    starts = np.empty(len(rows), bool)
-    starts[0] = True
-    np.not_equal(sorted_rows[1:], sorted_rows[:-1], out=starts[1:])
-    group = np.cumsum(starts) - 1
-    inverse = np.empty_like(group)
-    inverse[order] = group
-    n = int(group[-1]) + 1
-    sorted_parts = parts[order]
-    top = np.maximum.reduceat(sorted_parts, np.flatnonzero(starts))
-    at_top = np.flatnonzero(sorted_parts == top[group])  # ascending: anchor order in a group
-    first = at_top[np.concatenate(([True], group[at_top[1:]] != group[at_top[:-1]]))]
-    return Mixture(rows=sorted_rows[starts], score=np.bincount(inverse, parts, n),
-                   hits=np.bincount(inverse, None, n), best=position[order[first]])
+    total = sum(len(rows) for rows, _ in lists)
+    out_rows, out_hits, out_best = (np.empty(total, np.int64), np.empty(total, np.int64),
+                                    np.empty(total, np.int64))
+    out_score = np.empty(total)
+    k = _mixture.mix_lists(lists, scales, positive_only, out_rows, out_score, out_hits,
+                           out_best)
+    return Mixture(rows=out_rows[:k], score=out_score[:k], hits=out_hits[:k],
+                   best=out_best[:k])
 
 
-_RADIX_ROWS = 1 << 16
-
-
-def _stable_order(rows: np.ndarray) -> np.ndarray:
-    """``np.argsort(rows, kind="stable")`` for non-negative row numbers, without its merge
-    sort (which mispredicts its way through ~1,000 varied rows in ~35 µs here): numpy's radix
-    sort when every row fits in 16 bits, else a plain sort of the unique keys row x n + entry
-    index, whose order is the same.
-
-    >>> _stable_order(np.array([7, 3, 7, 3, 1])).tolist()
-    [4, 1, 3, 0, 2]
-    """
-    if int(rows.max()) < _RADIX_ROWS:
-        return np.argsort(rows.astype(np.uint16), kind="stable")
-    n = len(rows)
-    return np.argsort(rows.astype(np.int64) * n + np.arange(n))
-
-
-def best_of(score: np.ndarray, item_at: Callable[[int], str], n: int,
+def best_of(score: np.ndarray, ids: list[str], rows: np.ndarray, n: int,
             skip: Container[str]) -> list[tuple[str, float, int]]:
-    """The ``n`` best (item, score, index into ``score``) whose item is not in ``skip``,
-    best first, ties by item id (all items tied with the ``n``-th are compared).
+    """The ``n`` best (item, score, index into ``score``), the item at index ``k`` being
+    ``ids[rows[k]]``, whose item is not in ``skip``; best first, ties by item id (all items
+    tied with the ``n``-th are compared).
 
     Walks the scores best first (ties by index) until ``n`` items pass ``skip`` and the
     score drops below the ``n``-th one's. The walk starts on the few top scores (every
     index scoring at least the ``2n``-th best score) and sorts all of them only when
-    ``skip`` eats into that prefix.
+    ``skip`` eats into that prefix. One call of the C kernel ``_mixture.best_of``.
     """
-    if n <= 0:
-        return []
-    found = _walk(score, _top_order(score, 2 * n), item_at, n, skip)
-    if found is None:
-        found = _walk(score, np.argsort(-score, kind="stable"), item_at, n, skip)
-        assert found is not None
-    found.sort(key=_by_score_then_id)
-    return found[:n]
-
-
-def _top_order(score: np.ndarray, k: int) -> np.ndarray:
-    """Indices of every score >= the ``k``-th largest, best first, ties by index."""
-    if k >= len(score):
-        return np.argsort(-score, kind="stable")
-    cut = np.partition(score, len(score) - k)[len(score) - k]
-    top = np.flatnonzero(score >= cut)
-    return top[np.argsort(-score[top], kind="stable")]
-
-
-def _walk(score: np.ndarray, order: np.ndarray, item_at: Callable[[int], str], n: int,
-          skip: Container[str]) -> list[tuple[str, float, int]] | None:
-    """The walk of :func:`best_of` over ``order``; None when ``order`` (a prefix of the
-    full order, unless it holds every index) ran out before the walk could stop."""
-    found: list[tuple[str, float, int]] = []
-    cut = None
-    for k, value in zip(order.tolist(), score[order].tolist(), strict=True):
-        if cut is not None and value < cut:
-            return found
-        item = item_at(k)
-        if item in skip:
-            continue
-        found.append((item, value, k))
-        if cut is None and len(found) == n:
-            cut = value
-    return found if cut is not None or len(order) == len(score) else None
-
-
-def _by_score_then_id(found: tuple[str, float, int]) -> tuple[float, str]:
-    return -found[1], found[0]
+    return _mixture.best_of(np.ascontiguousarray(score, np.float64),
+                            np.ascontiguousarray(rows, np.int64), ids, n, skip)

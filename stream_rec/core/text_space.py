@@ -24,7 +24,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
-from stream_rec.core.mixture import best_of, mix
+from stream_rec.core.mixture import best_of, mix_lists
 
 __all__ = ["TextSpace"]
 
@@ -101,15 +101,11 @@ class TextSpace:
             return []
         share = np.fromiter((w for _, _, w in known), np.float64, len(known))
         share /= share.sum()
-        anchor_rows = np.fromiter((r for r, _, _ in known), np.intp, len(known))
-        sims = self.nbr_sim[anchor_rows].astype(np.float64)
-        positive = sims > 0
-        position = np.broadcast_to(np.arange(len(known))[:, None], sims.shape)[positive]
-        mixed = mix(self.nbr_idx[anchor_rows][positive], (share[:, None] * sims)[positive],
-                    position)
-        ids, at = self.ids, mixed.rows
+        nbr_idx, nbr_sim = self.nbr_idx, self.nbr_sim
+        mixed = mix_lists([(nbr_idx[r], nbr_sim[r]) for r, _, _ in known], share.tolist(),
+                          positive_only=True)
         skip = frozenset(i for _, i, _ in known).union(exclude)  # never an anchor itself
-        found = best_of(mixed.score, lambda k: ids[at[k]], n, skip)
+        found = best_of(mixed.score, self.ids, mixed.rows, n, skip)
         best = mixed.best[[k for _, _, k in found]].tolist()
         return [(item, score, known[b][1])
                 for (item, score, _), b in zip(found, best, strict=True)]
