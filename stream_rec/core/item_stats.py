@@ -324,7 +324,7 @@ class _CovisitRow:
     position), and growable arrays of their item rows and summed weights, updated in place
     so reading the row is two views (:meth:`ItemStats.neighbour_rows`), not a copy."""
 
-    __slots__ = ("_total", "rows", "size", "slot", "weights")
+    __slots__ = ("_total", "_views", "rows", "size", "slot", "weights")
 
     def __init__(self, capacity: int = 8) -> None:
         self.slot: dict[str, int] = {}
@@ -332,6 +332,9 @@ class _CovisitRow:
         self.weights = np.zeros(capacity)
         self.size = 0
         self._total: float | None = None  # the weights' sum, until the row changes
+        # read-only views of the live part, until it grows or is rebuilt (``add`` writes
+        # through them)
+        self._views: tuple[np.ndarray, np.ndarray] | None = None
 
     def add(self, slot: int, weight: float) -> None:
         self.weights[slot] += weight
@@ -353,12 +356,15 @@ class _CovisitRow:
         self.weights[n] = weight
         self.size = n + 1
         self._total = None
+        self._views = None
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        rows, weights = self.rows[:self.size], self.weights[:self.size]
-        rows.flags.writeable = False
-        weights.flags.writeable = False
-        return rows, weights
+        if self._views is None:
+            rows, weights = self.rows[:self.size], self.weights[:self.size]
+            rows.flags.writeable = False
+            weights.flags.writeable = False
+            self._views = rows, weights
+        return self._views
 
     def keep_largest(self, n: int) -> None:
         """Keep the ``n`` heaviest neighbours, heaviest first (ties: the first paired)."""
@@ -370,6 +376,7 @@ class _CovisitRow:
         weights[:len(order)] = self.weights[order]
         self.rows, self.weights, self.size = rows, weights, len(order)
         self._total = None
+        self._views = None
 
 
 @dataclass(frozen=True, slots=True)

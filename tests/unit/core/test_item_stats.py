@@ -107,10 +107,12 @@ def test_co_visitation_rows_match_a_plain_reference_through_pruning() -> None:
             w = 0.5 / position
             add(other, item, w)
             add(item, other, w * params.covisit_backward)
-        if ts % 7 == 0:  # read (and so cache) the sums mid-stream: later changes must drop them
-            for seen in reference:
+        if ts % 7 == 0:  # read (and so cache) rows and sums mid-stream: changes must show
+            for seen, want in reference.items():
                 found = stats.neighbour_rows(seen)
                 assert found is not None and found[2] == float(found[1].sum())
+                assert [stats.item_id(r) for r in found[0].tolist()] == list(want)
+                assert found[1].tolist() == list(want.values())
     for item, row in reference.items():
         assert stats.neighbours(item) == row
         assert list(stats.neighbours(item)) == list(row)
