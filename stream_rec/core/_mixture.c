@@ -12,17 +12,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int get_buffer(PyObject *obj, Py_buffer *view, const char *name, Py_ssize_t itemsize,
+/* a 1-d C-contiguous buffer of 8-byte items of the given kind: 'i' integers, 'f' floats */
+static int get_buffer(PyObject *obj, Py_buffer *view, const char *name, char kind,
                       int writable) {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, view, flags) < 0) {
         return -1;
     }
-    if (view->itemsize != itemsize || view->ndim != 1) {
+    char code = view->format ? view->format[strlen(view->format) - 1] : 'B';
+    int ok = kind == 'i' ? (code == 'l' || code == 'q') : code == 'd';
+    if (!ok || view->itemsize != 8 || view->ndim != 1) {
         PyErr_Format(PyExc_TypeError,
-                     "%s: expected a 1-d contiguous array of %zd-byte items, got %zd-byte "
-                     "items in %d dimensions (pass numpy int64 / float64 arrays)",
-                     name, itemsize, view->itemsize, view->ndim);
+                     "%s: expected a 1-d contiguous array of %s, got format '%s' in %d "
+                     "dimensions", name, kind == 'i' ? "int64" : "float64",
+                     view->format ? view->format : "B", view->ndim);
         PyBuffer_Release(view);
         return -1;
     }
@@ -154,7 +157,7 @@ static PyObject *mix_lists(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     int64_t *rows = NULL;
     for (; got < 4; got++) {
-        if (get_buffer(outs[got], &views[got], names[got], 8, 1) < 0) {
+        if (get_buffer(outs[got], &views[got], names[got], got == 1 ? 'f' : 'i', 1) < 0) {
             goto done;
         }
     }
@@ -215,12 +218,10 @@ static PyObject *mix_lists(PyObject *self, PyObject *args) {
             n++;
         }
     }
-    Py_ssize_t k;
-    Py_BEGIN_ALLOW_THREADS
-    k = mix_entries(rows, parts, position, n, order, views[0].buf, views[1].buf, views[2].buf,
-                    views[3].buf);
-    Py_END_ALLOW_THREADS
-    result = PyLong_FromSsize_t(k);
+    /* the GIL is kept: a few microseconds of work, and releasing it could hand the thread
+     * to the consumer thread for a whole switch interval */
+    result = PyLong_FromSsize_t(mix_entries(rows, parts, position, n, order, views[0].buf,
+                                            views[1].buf, views[2].buf, views[3].buf));
 done:
     PyMem_Free(rows);
     for (Py_ssize_t a = 0; a < opened; a++) {
@@ -322,6 +323,9 @@ static int by_score_then_id(const void *a, const void *b) {
     if (x->score != y->score) {
         return x->score > y->score ? -1 : 1;
     }
+    if (PyErr_Occurred()) {
+        return 0; /* a comparison failed: finish the sort without calling Python again */
+    }
     /* str items compare by code points; an error is caught by the caller via PyErr_Occurred */
     int less = PyObject_RichCompareBool(x->item, y->item, Py_LT);
     if (less != 0) {
@@ -378,10 +382,10 @@ static PyObject *best_of(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_buffer score_view, rows_view;
-    if (get_buffer(score_obj, &score_view, "score", 8, 0) < 0) {
+    if (get_buffer(score_obj, &score_view, "score", 'f', 0) < 0) {
         return NULL;
     }
-    if (get_buffer(rows_obj, &rows_view, "rows", 8, 0) < 0) {
+    if (get_buffer(rows_obj, &rows_view, "rows", 'i', 0) < 0) {
         PyBuffer_Release(&score_view);
         return NULL;
     }

@@ -24,11 +24,11 @@ def _reference(lists: list[list[tuple[int, float]]]) -> dict[int, tuple[float, i
     return out
 
 
-# rows in one byte, in 16 bits, beyond 16 and 32 bits (one radix pass per byte); int32 rows
+# rows in 1, 3 and 6 bytes (one radix pass per byte), and in 2 bytes as int32 rows
 # and float32 weights as the text neighbours have them
 @pytest.mark.parametrize(("first_row", "rows_type", "weights_type"), [
     (0, np.intp, np.float64), (70_000, np.intp, np.float64), (2**40, np.intp, np.float64),
-    (200, np.int32, np.float32)])
+    (1000, np.int32, np.float32)])
 def test_mix_sums_counts_and_cites_the_first_anchor_with_the_largest_part(
         first_row: int, rows_type: type, weights_type: type) -> None:
     rng = random.Random(3)
