@@ -156,7 +156,7 @@ def buy_again(profile: UserProfile, stats: ItemStats, *, n: int, now_ms: int,
     times = np.fromiter(map(_second, purchased), np.float64, len(items))
     last_ms = np.fromiter(map(_third, purchased), np.float64, len(items))
     recency = np.exp(-rate * np.maximum(0.0, now_ms - last_ms))
-    expected = stats.columns(items, now_ms).repeat_propensity * times
+    expected = stats.repeat_propensities(stats.rows(items)) * times
     scores = (1.0 - np.exp(-expected)) * (0.5 + 0.5 * recency)
     best = _best_of_array(items, scores, n)
     return {item: (score, item) for item, score in best}

@@ -214,15 +214,19 @@ class ItemStats:
         """:meth:`columns` of items given by their :meth:`rows`."""
         cols = self._cols
         count = cols.count[rows]
-        buyers = cols.buyers[rows]
-        prior = (self.total_repeats + 1.0) / (self.total_buyers + 2.0)
         return ItemColumns(
             popularity=self._decayed(rows, now_ms),
             count=count,
             first_ms=cols.first_ms[rows],
-            repeat_propensity=(cols.repeats[rows] + 5.0 * prior) / (buyers + 5.0),
+            repeat_propensity=self.repeat_propensities(rows),
             seen=count > 0,
         )
+
+    def repeat_propensities(self, rows: np.ndarray) -> np.ndarray:
+        """:meth:`repeat_propensity` of the items at ``rows`` (from :meth:`rows`)."""
+        cols = self._cols
+        prior = (self.total_repeats + 1.0) / (self.total_buyers + 2.0)
+        return (cols.repeats[rows] + 5.0 * prior) / (cols.buyers[rows] + 5.0)
 
     def neighbours(self, item_id: str) -> dict[str, float]:
         """The item's co-visitation row: neighbour -> weight, in the order first paired."""
