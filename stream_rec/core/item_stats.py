@@ -226,7 +226,8 @@ class ItemStats:
         """:meth:`repeat_propensity` of the items at ``rows`` (from :meth:`rows`)."""
         cols = self._cols
         prior = (self.total_repeats + 1.0) / (self.total_buyers + 2.0)
-        return (cols.repeats[rows] + 5.0 * prior) / (cols.buyers[rows] + 5.0)
+        rates: np.ndarray = (cols.repeats[rows] + 5.0 * prior) / (cols.buyers[rows] + 5.0)
+        return rates
 
     def neighbours(self, item_id: str) -> dict[str, float]:
         """The item's co-visitation row: neighbour -> weight, in the order first paired."""
