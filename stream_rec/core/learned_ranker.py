@@ -200,10 +200,13 @@ class LearnedRanker:
         self.v -= step
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
+    """A user's would-be list at instant ``ts_ms``: only what labelling it reads (its feature
+    rows and where each item sits), not the whole candidate set."""
+
     ts_ms: int
-    candidates: CandidateSet
+    x: np.ndarray
     index: dict[str, int]
     labelled: list[int] = field(default_factory=list)
 
@@ -212,13 +215,16 @@ class StreamLearner:
     """Labels each user's would-be list with their next instant's items and learns.
 
     ``build(profile, now_ms)`` must return the candidates the recommender would rank for
-    ``profile`` (built from the state *before* the labelling event is folded). One list is
-    kept per user (an LRU of ``max_users``; losing one only loses a training example).
+    ``profile`` (built from the state *before* the labelling event is folded). A user's list
+    is labelled by every item of that instant, so it is kept until the user's next instant,
+    for at most the ``max_users`` users touched last (an LRU: a list of ~10 KB per user; the
+    events of one instant come together, so evicting a list loses at most a training
+    example, never a whole basket's worth in practice).
     """
 
     def __init__(self, ranker: LearnedRanker,
                  build: Callable[[UserProfile, int], CandidateSet], *,
-                 max_users: int = 100_000) -> None:
+                 max_users: int = 1_024) -> None:
         self.ranker = ranker
         self.build = build
         self.max_users = max_users
@@ -240,7 +246,8 @@ class StreamLearner:
         pending = self._pending.get(event.user_id)
         if pending is None or pending.ts_ms != event.ts_ms:
             built = self.build(before, event.ts_ms)
-            pending = _Pending(event.ts_ms, built, {i: k for k, i in enumerate(built.items)})
+            pending = _Pending(event.ts_ms, built.x, dict(zip(built.items, range(len(built)),
+                                                              strict=True)))
             self._pending[event.user_id] = pending
             self.lists += 1
             if len(self._pending) > self.max_users:
@@ -252,7 +259,7 @@ class StreamLearner:
             return
         if k in pending.labelled:
             return
-        self.loss_sum += self.ranker.learn_one(pending.candidates.x, k, pending.labelled)
+        self.loss_sum += self.ranker.learn_one(pending.x, k, pending.labelled)
         pending.labelled.append(k)
         self.labels += 1
 

@@ -8,9 +8,9 @@ from stream_rec import assembly
 from stream_rec.config import Settings
 from stream_rec.core.catalog import Catalog
 from stream_rec.core.events import CatalogItem, Event
-from stream_rec.core.features import FEATURES
+from stream_rec.core.features import FEATURES, CandidateSet
 from stream_rec.core.item_stats import ItemStats
-from stream_rec.core.learned_ranker import LearnedRanker, LearnerParams, RankerState
+from stream_rec.core.learned_ranker import LearnedRanker, LearnerParams, RankerState, StreamLearner
 from stream_rec.core.profile import UserProfile
 from stream_rec.core.recommender import Recommender
 from stream_rec.evaluation.arms import make_arms, served_arm
@@ -175,3 +175,39 @@ def test_a_disabled_feature_has_no_interactions() -> None:
         ranker.learn_one(x, 0)
     for name in ("sim", "sim_last"):
         assert not ranker.v[FEATURES.index(name)].any()
+
+
+def test_stream_learner_builds_one_list_per_instant_and_keeps_only_recent_users_lists() -> None:
+    items = [f"i{n}" for n in range(8)]
+    rec = Recommender(Catalog(CatalogItem(i, i.upper(), "") for i in items), ItemStats(),
+                      ranker=LearnedRanker())
+    built: list[tuple[str, int]] = []
+
+    def build(profile: UserProfile, now_ms: int) -> CandidateSet:
+        built.append((profile.user_id, now_ms))
+        return rec.candidates(profile, now_ms=now_ms)
+
+    learner = StreamLearner(rec.ranker, build, max_users=3)
+    profiles: dict[str, UserProfile] = {}
+
+    def see(user: str, item: str, ts: int) -> None:
+        before = profiles.get(user, UserProfile.new(user))
+        event = Event(f"{user}-{item}-{ts}", "purchase", user, ts, item_id=item)
+        learner.on_event(before, event)
+        profiles[user] = rec.observe(before, event).profile
+
+    for n in range(6):  # every user has a history, so their next events are labelled
+        see(f"u{n}", items[n], 1_000)
+    built.clear()
+    see("u0", "i1", 2_000)  # a basket at 2,000, with two other users in between
+    see("u1", "i2", 2_001)
+    see("u0", "i2", 2_000)
+    see("u2", "i3", 2_002)
+    see("u0", "i3", 2_000)
+    assert built == [("u0", 2_000), ("u1", 2_001), ("u2", 2_002)]  # one list per instant
+    for n in range(3, 6):  # three more users: u0's list is the least recently touched
+        see(f"u{n}", "i7", 3_000)
+    assert len(learner._pending) == 3 and "u0" not in learner._pending
+    built.clear()
+    see("u0", "i4", 2_000)  # a straggler of the basket builds its list again
+    assert built == [("u0", 2_000)]
