@@ -12,6 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* the struct-module type code of a buffer's items ('B' when it gives no format) */
+static char format_code(const Py_buffer *view) {
+    return view->format ? view->format[strlen(view->format) - 1] : 'B';
+}
+
 /* a 1-d C-contiguous buffer of 8-byte items of the given kind: 'i' integers, 'f' floats */
 static int get_buffer(PyObject *obj, Py_buffer *view, const char *name, char kind,
                       int writable) {
@@ -19,7 +24,7 @@ static int get_buffer(PyObject *obj, Py_buffer *view, const char *name, char kin
     if (PyObject_GetBuffer(obj, view, flags) < 0) {
         return -1;
     }
-    char code = view->format ? view->format[strlen(view->format) - 1] : 'B';
+    char code = format_code(view);
     int ok = kind == 'i' ? (code == 'l' || code == 'q') : code == 'd';
     if (!ok || view->itemsize != 8 || view->ndim != 1) {
         PyErr_Format(PyExc_TypeError,
@@ -118,8 +123,7 @@ static int list_arrays(PyObject *pair, Py_buffer *rows, Py_buffer *weights, Py_s
         PyBuffer_Release(rows);
         return -1;
     }
-    char rf = rows->format ? rows->format[strlen(rows->format) - 1] : 'B';
-    char wf = weights->format ? weights->format[strlen(weights->format) - 1] : 'B';
+    char rf = format_code(rows), wf = format_code(weights);
     int rows_ok = rows->ndim == 1 && ((rows->itemsize == 4 && rf == 'i') ||
                                       (rows->itemsize == 8 && (rf == 'l' || rf == 'q')));
     int weights_ok = weights->ndim == 1 && ((weights->itemsize == 4 && wf == 'f') ||

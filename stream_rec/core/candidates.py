@@ -17,6 +17,7 @@ import numpy as np
 
 from stream_rec.core.catalog import Catalog
 from stream_rec.core.item_stats import ItemStats
+from stream_rec.core.mixture import best_of
 from stream_rec.core.profile import UserProfile
 
 __all__ = [
@@ -72,21 +73,6 @@ def _rank(kv: tuple[str, float]) -> tuple[float, str]:
 
 
 _first, _second, _third = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
-
-
-def _best_of_array(items: list[str], scores: np.ndarray, n: int) -> list[tuple[str, float]]:
-    """:func:`_best` of ``zip(items, scores)`` with nothing excluded, the cut at the
-    ``n``-th best score found by a partition of the array (the same pairs, in the same
-    order)."""
-    m = len(items)
-    if m > 2 * n > 0:
-        cut = scores[np.argpartition(scores, m - n)[m - n]]
-        at = np.flatnonzero(scores >= cut).tolist()
-        kept = list(zip([items[k] for k in at], scores[at].tolist(), strict=True))
-    else:
-        kept = list(zip(items, scores.tolist(), strict=True))
-    kept.sort(key=_rank)
-    return kept[:n]
 
 
 def covisitation(profile: UserProfile, stats: ItemStats, *, n: int, history: int = 10,
@@ -158,8 +144,8 @@ def buy_again(profile: UserProfile, stats: ItemStats, *, n: int, now_ms: int,
     recency = np.exp(-rate * np.maximum(0.0, now_ms - last_ms))
     expected = stats.repeat_propensities(stats.rows(items)) * times
     scores = (1.0 - np.exp(-expected)) * (0.5 + 0.5 * recency)
-    best = _best_of_array(items, scores, n)
-    return {item: (score, item) for item, score in best}
+    best = best_of(scores, items, np.arange(len(items)), n, _NOTHING)
+    return {item: (score, item) for item, score, _ in best}
 
 
 def trending(stats: ItemStats, *, n: int, now_ms: int, exclude: ItemFilter = _NOTHING,

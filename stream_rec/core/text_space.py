@@ -115,14 +115,11 @@ class TextSpace:
         rows = [(self.rows[i], w) for i, w in weights.items() if i in self.rows and w > 0]
         if not rows:
             return None
-        if len(rows) == 1:  # one item (the last one): its weighted vector, the same bits
-            q = np.float32(rows[0][1]) * self.unit[rows[0][0]]
-        else:
-            at = np.fromiter((r for r, _ in rows), np.intp, len(rows))
-            w = np.fromiter((w for _, w in rows), np.float32, len(rows))
-            # summed row by row in order (numpy reduces axis 0 sequentially): the same bits
-            # as adding w x vector one item at a time
-            q = (w[:, None] * self.unit[at]).sum(axis=0)
+        at = np.fromiter((r for r, _ in rows), np.intp, len(rows))
+        w = np.fromiter((w for _, w in rows), np.float32, len(rows))
+        # summed row by row in order (numpy reduces axis 0 sequentially): the same bits as
+        # adding w x vector one item at a time
+        q = (w[:, None] * self.unit[at]).sum(axis=0)
         norm = math.sqrt(float(np.einsum("i,i->", q, q)))
         return q / norm if norm > 0 else None
 
