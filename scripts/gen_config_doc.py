@@ -62,6 +62,10 @@ DESCRIPTIONS: dict[str, str] = {
     "batch_max_events": "Events handled as one batch at most (one state write per user, "
                         "outputs sent together and acknowledged before the batch is acked)",
     "batch_max_wait_ms": "A batch is handled at least this often, however few events it has",
+    "table_cache_mb": "RocksDB read cache (MiB) shared by all of the worker's table stores, every "
+                      "table and partition; reads that miss it go to the OS page cache",
+    "table_write_buffer_mb": "RocksDB memtable budget (MiB) shared by all of the worker's table "
+                             "stores; past it, the store being written flushes early",
     "producer_max_batch_bytes": "Producer batch size; 0 = 16 bytes on Tansu (one record per "
                                 "batch), 16384 elsewhere",
     "log_level": "`debug`, `info`, `warning` or `error`",

@@ -109,6 +109,11 @@ class Settings:
     # events are handled in batches of at most this many, or what arrived within the wait
     batch_max_events: int = 256
     batch_max_wait_ms: float = 5.0
+    # RocksDB read cache shared by all of the worker's table stores (every table and partition)
+    table_cache_mb: float = 4.0
+    # RocksDB memtable budget shared by all of the worker's table stores; past it, the store
+    # being written flushes early
+    table_write_buffer_mb: float = 8.0
     # 0 = automatic: 16 bytes (one record per batch) on the embedded Tansu, whose ListOffsets
     # under-reports batched ends and breaks table recovery; 16384 elsewhere
     producer_max_batch_bytes: int = 0
@@ -278,6 +283,9 @@ class Settings:
         if self.batch_max_events < 1 or self.batch_max_wait_ms <= 0:
             _bad("batch_max_events", self.batch_max_events,
                  "must be >= 1, with BATCH_MAX_WAIT_MS > 0")
+        if self.table_cache_mb < 0 or self.table_write_buffer_mb < 1:
+            _bad("table_write_buffer_mb", self.table_write_buffer_mb,
+                 "must be >= 1 (MiB), with TABLE_CACHE_MB >= 0")
         if self.half_life_s <= 0 or self.popularity_half_life_s <= 0:
             _bad("half_life_s", self.half_life_s, "half-lives must be > 0")
         if self.max_event_bytes < 256:

@@ -48,17 +48,15 @@ from stream_rec.serving.console import LiveStats
 from stream_rec.serving.handlers import EventHandler, LlmRecHandler, Outputs
 from stream_rec.serving.latest_recs import LATEST_RECS_TABLE, LatestRecs, SentRec
 from stream_rec.serving.runtime import WorkerRuntime, build_runtime
+from stream_rec.serving.table_store import TableMemory, store_url
 
-__all__ = ["ROCKSDB_OPTIONS", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
 _DELTA_FLUSH_COUNT = 256
 _DELTA_FLUSH_INTERVAL_S = 0.1
 _EXPIRE_INTERVAL_S = 0.05
-# Small RocksDB footprint per table partition (faust's defaults are a 2 GiB block cache).
-ROCKSDB_OPTIONS = {"block_cache_size": 8 * 1024 * 1024, "write_buffer_size": 4 * 1024 * 1024,
-                   "max_write_buffer_number": 2, "block_cache_compressed_size": 0}
 
 
 def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> faust.App:
@@ -68,12 +66,16 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
     app.stream_rec = runtime  # type: ignore[attr-defined]
     out = _Sender(app, runtime, bootstrap)
     metrics = runtime.metrics
-    users = _table(app, "users", settings)
+    memory = TableMemory.of(cache_bytes=int(settings.table_cache_mb * 2**20),
+                            write_buffer_bytes=int(settings.table_write_buffer_mb * 2**20))
+    metrics.watch_table_memory(memory.usage)
+    users = _table(app, "users", settings, memory)
     if settings.attribution_enabled:
-        runtime.ab = AbStore(_table(app, RECS_TABLE, settings), _table(app, ARMS_TABLE, settings),
+        runtime.ab = AbStore(_table(app, RECS_TABLE, settings, memory),
+                             _table(app, ARMS_TABLE, settings, memory),
                              AbParams(window_ms=int(settings.ab_window_s * 1000),
                                       max_recs=settings.ab_recs_per_user))
-    latest = LatestRecs(_table(app, LATEST_RECS_TABLE, settings)
+    latest = LatestRecs(_table(app, LATEST_RECS_TABLE, settings, memory)
                         if settings.latest_recs == "on" else None, LiveStats())
     handler = EventHandler(runtime, users)
 
@@ -328,10 +330,10 @@ def _raw_topic(app: faust.App, name: str, **kwargs: Any) -> Any:
                      value_serializer="raw", **kwargs)
 
 
-def _table(app: faust.App, name: str, settings: Settings) -> Any:
+def _table(app: faust.App, name: str, settings: Settings, memory: TableMemory) -> Any:
     # str keys (JSON-serialised) and raw orjson bytes values; see FACTS on key types.
     return app.Table(name, key_type=str, value_type=bytes, partitions=settings.partitions,
-                     options=dict(ROCKSDB_OPTIONS))
+                     store=store_url(name), options=memory.table_options())
 
 
 def _ready(app: faust.App, runtime: WorkerRuntime,

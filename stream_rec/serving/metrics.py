@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -113,7 +114,15 @@ class WorkerMetrics:
                                    "logged: in flight or evicted), conversion, purchase_again, "
                                    "purchase_early, redelivered", ["source", "outcome"],
                                    registry=r)
+        self.table_memory = Gauge("stream_rec_table_memory_bytes",
+                                  "Bytes the worker's RocksDB table stores use now, all "
+                                  "partitions together: block_cache (shared read cache) and "
+                                  "memtables (shared write-buffer budget)", ["kind"], registry=r)
 
+    def watch_table_memory(self, usage: Callable[[], Mapping[str, int]]) -> None:
+        """Read the table stores' memory from ``usage()`` (kind → bytes) at each scrape."""
+        for kind in usage():
+            self.table_memory.labels(kind).set_function(partial(_read, usage, kind))
 
     def export_ab(self, summaries: Mapping[str, Mapping[str, Any]]) -> None:
         """Set the per-arm gauges from per-arm summaries (``ArmCounters.summary()`` of the
@@ -129,3 +138,7 @@ class WorkerMetrics:
             self.ab_latency.labels(arm, "0.99").set(summary["latency_ms_p99"])
             for reason, n in summary["fallback_reasons"].items():
                 self.ab_fallback_reasons.labels(arm, reason).set(n)
+
+
+def _read(usage: Callable[[], Mapping[str, int]], kind: str) -> float:
+    return float(usage()[kind])
