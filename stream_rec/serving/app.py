@@ -46,6 +46,7 @@ from stream_rec.llm.messages import RerankResult
 from stream_rec.serving import web
 from stream_rec.serving.console import LiveStats
 from stream_rec.serving.handlers import EventHandler, LlmRecHandler, Outputs
+from stream_rec.serving.heap import HeapFreezer
 from stream_rec.serving.latest_recs import LATEST_RECS_TABLE, LatestRecs, SentRec
 from stream_rec.serving.runtime import WorkerRuntime, build_runtime
 from stream_rec.serving.table_store import TableMemory, store_url
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 _DELTA_FLUSH_COUNT = 256
 _DELTA_FLUSH_INTERVAL_S = 0.1
 _EXPIRE_INTERVAL_S = 0.05
+_HEAP_CHECK_INTERVAL_S = 1.0
 
 
 def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> faust.App:
@@ -123,6 +125,12 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
 
     _wire_item_vectors(app, runtime)
     web.add_pages(app, runtime, users, latest, lambda: _ready(app, runtime, follower))
+    heap = HeapFreezer(lambda: _ready(app, runtime, follower))
+
+    @app.timer(_HEAP_CHECK_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def freeze_long_lived_heap() -> None:
+        heap.tick()
+
     return app
 
 
