@@ -126,17 +126,20 @@ class ModelRuntime:
 
 class FoldedVectors:
     """Catalog vectors published by the embedder process, folded from the item-vectors
-    topic into a :class:`SemanticIndex` (made at the first vector, which fixes the size)
-    and into the ranker's text space.
+    topic into the ranker's text space and, when ``search_index`` (the fixed blend's
+    ``similar`` source searches it; the learned ranker reads only the text space), into a
+    :class:`SemanticIndex` (made at the first vector, which fixes the size).
 
     :meth:`fold` only stages a record; :meth:`index_staged` (a worker task) rebuilds the
     text space off the event loop, then indexes the staged vectors and swaps the space
     together, so an item counted as embedded is also among the text neighbours.
     """
 
-    def __init__(self, metrics: WorkerMetrics, text_neighbours: int = 50) -> None:
+    def __init__(self, metrics: WorkerMetrics, text_neighbours: int = 50, *,
+                 search_index: bool = True) -> None:
         self.metrics = metrics
         self.text_neighbours = text_neighbours
+        self.search_index = search_index
         self.semantic: SemanticIndex | None = None
         self.space: TextSpace | None = None
         self.vectors: dict[str, np.ndarray] = {}
@@ -147,7 +150,7 @@ class FoldedVectors:
         self._warm = False
 
     def __len__(self) -> int:
-        return len(self.semantic) if self.semantic is not None else 0
+        return len(self.vectors)
 
     def warm(self, *, caught_up: bool) -> bool:
         """Whether the vectors present at start-up are indexed (and in the text space): true
@@ -181,15 +184,16 @@ class FoldedVectors:
 
     async def _index(self, staged: dict[str, np.ndarray]) -> int:
         dim = int(next(iter(staged.values())).shape[0])
-        if self.semantic is not None and self.semantic.vectors.dim != dim:
-            log.warning("item vectors changed size (%d → %d): index rebuilt",
-                        self.semantic.vectors.dim, dim)
+        held = int(next(iter(self.vectors.values())).shape[0]) if self.vectors else dim
+        if held != dim:
+            log.warning("item vectors changed size (%d → %d): index rebuilt", held, dim)
             self.semantic, self.vectors = None, {}
         merged = {**self.vectors, **staged}
         space = await _text_space(merged, self.text_neighbours)
-        if self.semantic is None:
-            self.semantic = SemanticIndex(dim, columns_budget_bytes=_COLUMNS_BUDGET_BYTES)
-        self.semantic.add(list(staged.items()))
+        if self.search_index:
+            if self.semantic is None:
+                self.semantic = SemanticIndex(dim, columns_budget_bytes=_COLUMNS_BUDGET_BYTES)
+            self.semantic.add(list(staged.items()))
         self.vectors = merged
         self.space = space
         self.metrics.items_embedded.inc(len(staged))
@@ -197,7 +201,8 @@ class FoldedVectors:
 
     def search(self, profile: UserProfile, n: int,
                exclude: Iterable[str] = ()) -> list[tuple[str, float, str]]:
-        """:meth:`SemanticIndex.search`, or nothing before the first vector."""
+        """:meth:`SemanticIndex.search`, or nothing before the first vector (or without
+        ``search_index``)."""
         if self.semantic is None:
             return []
         return self.semantic.search(profile, n, exclude)

@@ -109,7 +109,9 @@ def build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
     if model is not None:
         recommender.vector_search = model.semantic.search
     elif settings.model_path != "none":
-        vectors = FoldedVectors(metrics, text_neighbours=settings.text_neighbours)
+        # only the fixed blend searches the index; the learned ranker reads the text space
+        vectors = FoldedVectors(metrics, text_neighbours=settings.text_neighbours,
+                                search_index=recommender.ranker is None)
         recommender.vector_search = vectors.search
     runtime = WorkerRuntime(
         settings=settings,

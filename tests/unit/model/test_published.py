@@ -49,3 +49,33 @@ def test_folded_vectors_once_indexed_answer_like_the_index_the_model_side_builds
                                            "recent": [["i3", "view", 1], ["i7", "purchase", 2]]})
     assert len(folded) == 30 and folded.name == "m" and folded.bad_records == 1
     assert folded.search(profile, 5) == direct.search(profile, 5)
+
+
+def test_without_a_search_index_only_the_text_space_holds_the_folded_vectors() -> None:
+    rng = np.random.default_rng(3)
+    vectors = {f"i{n}": rng.standard_normal(16).astype(np.float32) for n in range(30)}
+    with_index, without = FoldedVectors(WorkerMetrics()), FoldedVectors(WorkerMetrics(),
+                                                                        search_index=False)
+    for folded in (with_index, without):
+        for item_id, vector in vectors.items():
+            folded.fold(vector_record(item_id, "m", vector)[1])
+        assert asyncio.run(folded.index_staged()) == 30
+
+    assert without.semantic is None and len(without) == 30
+    assert without.search(UserProfile.new("u"), 5) == []
+    # the learned ranker's text space is the same either way
+    assert with_index.space is not None and without.space is not None
+    assert with_index.space.ids == without.space.ids
+    assert np.array_equal(with_index.space.unit, without.space.unit)
+    assert np.array_equal(with_index.space.nbr_idx, without.space.nbr_idx)
+
+
+def test_vectors_of_another_size_replace_the_folded_ones() -> None:
+    folded = FoldedVectors(WorkerMetrics(), search_index=False)
+    for n in range(3):
+        folded.fold(vector_record(f"i{n}", "m", np.ones(8, np.float32) * (n + 1))[1])
+    asyncio.run(folded.index_staged())
+    folded.fold(vector_record("j", "m2", np.ones(4, np.float32))[1])
+    asyncio.run(folded.index_staged())
+
+    assert list(folded.vectors) == ["j"] and len(folded) == 1
