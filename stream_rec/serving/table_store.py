@@ -4,7 +4,9 @@ faust opens one RocksDB per table partition, and each gets its own block cache a
 memtables: a worker's memory then grows with tables times partitions and with the run's
 length (the caches fill, the memtables swell between flushes). Here every store of the
 worker shares one block cache and one write-buffer manager, so RocksDB's part of the
-worker's memory is bounded by two settings, whatever the number of partitions it owns::
+worker's memory follows two settings, whatever the number of partitions it owns (the
+memtable budget is soft: flushes run in the background, so a burst of writes can pass it
+for a moment)::
 
     budget = TableMemory.of(cache_bytes=4 << 20, write_buffer_bytes=8 << 20)
     app.Table("users", store=store_url("users"), options=budget.table_options(), ...)
