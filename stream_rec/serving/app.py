@@ -124,8 +124,11 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
         await runtime.replicated.run()
 
     _wire_item_vectors(app, runtime)
-    web.add_pages(app, runtime, users, latest, lambda: _ready(app, runtime, follower))
-    heap = HeapFreezer(lambda: _ready(app, runtime, follower))
+    def ready() -> bool:
+        return _ready(app, runtime, follower)
+
+    web.add_pages(app, runtime, users, latest, ready)
+    heap = HeapFreezer(ready)
 
     @app.timer(_HEAP_CHECK_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def freeze_long_lived_heap() -> None:
