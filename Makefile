@@ -12,7 +12,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-11s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create ./.venv and install stream-rec with its dev extras
-$(STAMP): pyproject.toml setup.py stream_rec/core/_mixture.c
+$(STAMP): pyproject.toml setup.py stream_rec/core/_mixture.c stream_rec/core/_features.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install -e ".[dev,plots,server]"

@@ -14,14 +14,13 @@ the same ranker runs with or without the model (the ablation).
 
 from __future__ import annotations
 
-import itertools
 import math
-import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from stream_rec.core import _features
 from stream_rec.core import candidates as cands
 from stream_rec.core.catalog import Catalog
 from stream_rec.core.item_stats import ItemStats
@@ -74,7 +73,6 @@ _DAY_MS = 86_400_000.0
 _ACTION = {"view": 1.0, "rec_click": 1.5, "add_to_cart": 3.0, "purchase": 5.0}
 _ITEM_TYPES = ("view", "rec_click", "add_to_cart", "purchase")
 _COLD = 5
-_first = operator.itemgetter(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +115,8 @@ class CandidateSet:
 # in the fixed blend (what picks the reason's source)
 SOURCES = ("covisit", "buy_again", "similar", "category", "trending")
 _SOURCE_WEIGHT = (1.0, 1.0, 0.03, 0.03, 0.1)
-_SOURCE_INDEX = np.arange(len(SOURCES))
-_SOURCE_WEIGHTS = np.asarray(_SOURCE_WEIGHT)
-_RANK_COLUMNS = np.asarray([FEATURES.index("rank_" + s) for s in SOURCES], np.intp)
+_RANK_COLUMNS = tuple(_COL["rank_" + s] for s in SOURCES)
+_USER_COLUMNS = (_COL["bought"], _COL["bought_days"], _COL["touched"], _COL["touch_recency"])
 
 
 def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *,
@@ -145,35 +142,20 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
         block = blocked if allow is None else frozenset()
         similar = [s for s in space.neighbours_mix(taste, n + 10, block) if s[0] not in skip][:n]
     covisit_list, covisit_anchor = covisit.best(stats, n, skip)
-    sources: tuple[list[tuple[str, float]], ...] = (
-        covisit_list,
-        [(i, s) for i, (s, _) in buy.items()],
-        [(i, s) for i, s, _ in similar],
-        [(i, s) for i, (s, _) in category.items()],
-        [(i, s) for i, (s, _) in trending.items()],
-    )
+    # each a list of (item, score, ...) or a dict item -> (score, anchor), best first
+    sources = (covisit_list, buy, similar, category, trending)
     anchors: tuple[dict[str, str], ...] = (covisit_anchor, {i: a for i, (_, a) in buy.items()},
                {i: a for i, _, a in similar}, {i: a for i, (_, a) in category.items()}, {})
-    pos: dict[str, int] = {}
-    at = pos.setdefault
-    source_rows = [[at(item, len(pos)) for item, _ in ranked] for ranked in sources]
-    items = list(pos)
+    # the union of the sources, each source's raw score, weighted part and rank in its rows
+    n_all = sum(map(len, sources))
+    x = np.zeros((n_all, len(FEATURES)), np.float32)
+    parts = np.full((n_all, len(SOURCES)), -1.0)
+    scores = np.zeros((n_all, len(SOURCES)))  # each source's raw score (0 when absent)
+    items, pos = _features.assemble(sources, _SOURCE_WEIGHT, _RANK_COLUMNS, x, parts, scores)
     m = len(items)
-    x = np.zeros((m, len(FEATURES)), np.float32)
-    parts = np.full((m, len(SOURCES)), -1.0)
+    x, parts, scores = x[:m], parts[:m], scores[:m]
     if not m:
         return CandidateSet([], x, parts, anchors)
-    # every source's (candidate, raw score, rank) in one set of arrays
-    lengths = [len(ranked) for ranked in sources]
-    n_all = sum(lengths)
-    at_rows = np.fromiter(itertools.chain.from_iterable(source_rows), np.intp, n_all)
-    raw = np.fromiter((v for ranked in sources for _, v in ranked), np.float64, n_all)
-    source = np.repeat(_SOURCE_INDEX, lengths)
-    rank = np.arange(n_all) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    scores = np.zeros((m, len(SOURCES)))  # each source's raw score (0 when absent)
-    scores[at_rows, source] = raw
-    parts[at_rows, source] = _SOURCE_WEIGHTS[source] * raw
-    x[at_rows, _RANK_COLUMNS[source]] = 1.0 / (1.0 + rank)
     ba, sim_nb, cat = scores[:, 1], scores[:, 2], scores[:, 3]
     rows = stats.rows(items)
     mixed = covisit.mixture
@@ -200,13 +182,11 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
     for name, values in features.items():
         x[:, _COL[name]] = values
     x[:, _COL["covisit_x_history"]] = x[:, _COL["covisit"]] * history
-    _user_columns(x, pos, profile, now_ms)
+    _features.user_columns(x, pos, profile.purchased, profile.recent, now_ms, _USER_COLUMNS)
     if profile.categories:
         affinity = dict(profile.categories)
-        total = sum(affinity.values()) or 1.0
-        x[:, _COL["category"]] = np.fromiter(
-            map(affinity.get, map(catalog.categories.get, items, itertools.repeat("")),
-                itertools.repeat(0.0)), np.float64, m) / total
+        _features.category_column(x, _COL["category"], items, catalog.categories, affinity,
+                                  float(sum(affinity.values()) or 1.0))
     if space is not None and taste:
         last = space.query({instants[0][0]: 1.0}) if instants else None
         cosines = space.cosines([space.query(taste), last], items)
@@ -217,28 +197,6 @@ def build_candidates(profile: UserProfile, stats: ItemStats, catalog: Catalog, *
         x[:, _COL["sim_x_cold"]] = sim * (col.count < _COLD)
         x[:, _COL["sim_x_history"]] = sim * history
     return CandidateSet(items, x, parts, anchors)
-
-
-def _user_columns(x: np.ndarray, pos: dict[str, int], profile: UserProfile,
-                  now_ms: int) -> None:
-    """What this user did with each candidate: bought (how often, how long ago), touched
-    (how lately)."""
-    bought, touched, recency = _COL["bought"], _COL["touched"], _COL["touch_recency"]
-    days = _COL["bought_days"]
-    purchased = profile.purchased
-    for item, times, last_ms in itertools.compress(purchased, map(
-            pos.__contains__, map(_first, purchased))):
-        if times:
-            k = pos[item]
-            x[k, bought] = math.log1p(times)
-            x[k, days] = math.log1p(max(0, now_ms - last_ms) / _DAY_MS)
-            x[k, touched] = 1.0
-            x[k, recency] = 0.05  # bought, but not among the recent touches
-    for item, age in _touch_ages(profile).items():
-        at = pos.get(item)
-        if at is not None:
-            x[at, touched] = 1.0
-            x[at, recency] = 1.0 / (1.0 + age)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,17 +247,6 @@ def _covisit(instants: list[tuple[str, int]], stats: ItemStats) -> _Covisit:
     if found[0][0] == instants[0][0]:
         last[np.searchsorted(mixture.rows, found[0][2])] = found[0][3] / sums[0]
     return _Covisit(mixture, last, [a for a, _, _, _ in found])
-
-
-def _touch_ages(profile: UserProfile) -> dict[str, int]:
-    """Each recently touched item's age in distinct instants (0 = the latest instant)."""
-    ages: dict[str, int] = {}
-    age, instant = -1, None
-    for touch in reversed(profile.recent):
-        if touch.ts_ms != instant:
-            age, instant = age + 1, touch.ts_ms
-        ages.setdefault(touch.item_id, age)
-    return ages
 
 
 def taste_weights(profile: UserProfile, params: FeatureParams) -> dict[str, float]:
