@@ -1,4 +1,5 @@
-/* The glue of stream_rec.core.features, in C: assemble, user_columns and category_column.
+/* The glue of stream_rec.core.features, in C: assemble, user_columns, category_column and
+ * category_trending (the source stream_rec.core.candidates.category_trending).
  *
  * build_candidates spent a third of its time in Python loops around small numpy calls:
  * taking the union of the sources' lists, scattering each source's score and rank into the
@@ -405,6 +406,125 @@ static PyObject *category_column(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* The index of category among the favourites' keys (-1: none, -2: error). */
+static Py_ssize_t favourite_of(PyObject *category, PyObject *const *keys, Py_ssize_t count) {
+    for (Py_ssize_t f = 0; f < count; f++) {
+        int same = keys[f] == category ? 1 : PyObject_RichCompareBool(keys[f], category, Py_EQ);
+        if (same != 0) {
+            return same > 0 ? f : -2;
+        }
+    }
+    return -1;
+}
+
+/* category_trending(top, categories, favourites, total, exclude, n) -> {item: (score, category)}
+ *
+ * The trending items (top: (item, popularity) pairs, best first) in the user's favourite
+ * categories (favourites: category -> affinity, summing to total): each category's mass is
+ * the popularity of all its items in top, added best first, and the first n of them not in
+ * exclude score popularity / mass[category] * favourites[category] / total (categories:
+ * item -> category, "" when absent).
+ */
+static PyObject *category_trending(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *top, *categories, *favourites, *exclude;
+    double total;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "O!O!O!dOn:category_trending", &PyList_Type, &top,
+                          &PyDict_Type, &categories, &PyDict_Type, &favourites, &total,
+                          &exclude, &n)) {
+        return NULL;
+    }
+    Py_ssize_t size = PyList_GET_SIZE(top), count = PyDict_GET_SIZE(favourites);
+    size_t slots = (size_t)(size > count ? size : count) + 1;
+    /* per favourite: its key (borrowed), affinity and mass; per kept entry: its index in
+     * top and its favourite */
+    PyObject **keys = PyMem_Malloc(slots * sizeof(PyObject *));
+    double *affinity = PyMem_Malloc(slots * sizeof(double));
+    double *mass = PyMem_Malloc(slots * sizeof(double));
+    Py_ssize_t *kept = PyMem_Malloc(slots * sizeof(Py_ssize_t));
+    Py_ssize_t *kept_favourite = PyMem_Malloc(slots * sizeof(Py_ssize_t));
+    PyObject *empty = PyUnicode_FromString(""), *result = NULL;
+    Py_ssize_t nkept = 0;
+    if (keys == NULL || affinity == NULL || mass == NULL || kept == NULL ||
+        kept_favourite == NULL || empty == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_NoMemory();
+        }
+        goto done;
+    }
+    Py_ssize_t at = 0, f = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(favourites, &at, &key, &value)) {
+        keys[f] = key;
+        mass[f] = 0.0;
+        if (number(value, &affinity[f++]) < 0) {
+            goto done;
+        }
+    }
+    for (Py_ssize_t j = 0; j < size; j++) {
+        PyObject *entry = PyList_GET_ITEM(top, j);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2) {
+            PyErr_Format(PyExc_TypeError, "top[%zd]: expected an (item, popularity) tuple", j);
+            goto done;
+        }
+        PyObject *item = PyTuple_GET_ITEM(entry, 0);
+        PyObject *category = PyDict_GetItemWithError(categories, item);
+        if (category == NULL && PyErr_Occurred()) {
+            goto done;
+        }
+        Py_ssize_t favourite = favourite_of(category ? category : empty, keys, count);
+        if (favourite == -2) {
+            goto done;
+        }
+        if (favourite < 0) {
+            continue;
+        }
+        double popularity;
+        if (number(PyTuple_GET_ITEM(entry, 1), &popularity) < 0) {
+            goto done;
+        }
+        mass[favourite] += popularity;
+        if (nkept < n) {
+            int skipped = PySequence_Contains(exclude, item);
+            if (skipped < 0) {
+                goto done;
+            }
+            if (!skipped) {
+                kept[nkept] = j;
+                kept_favourite[nkept++] = favourite;
+            }
+        }
+    }
+    result = PyDict_New();
+    for (Py_ssize_t k = 0; result != NULL && k < nkept; k++) {
+        PyObject *entry = PyList_GET_ITEM(top, kept[k]);
+        Py_ssize_t fav = kept_favourite[k];
+        double popularity;
+        if (number(PyTuple_GET_ITEM(entry, 1), &popularity) < 0) {
+            Py_CLEAR(result);
+            break;
+        }
+        /* a category whose trending items have no popularity at all says nothing */
+        double score = mass[fav] > 0.0 ? popularity / mass[fav] * affinity[fav] / total : 0.0;
+        PyObject *pair = Py_BuildValue("(dO)", score, keys[fav]);
+        if (pair == NULL || PyDict_SetItem(result, PyTuple_GET_ITEM(entry, 0), pair) < 0) {
+            Py_XDECREF(pair);
+            Py_CLEAR(result);
+            break;
+        }
+        Py_DECREF(pair);
+    }
+done:
+    PyMem_Free(keys);
+    PyMem_Free(affinity);
+    PyMem_Free(mass);
+    PyMem_Free(kept);
+    PyMem_Free(kept_favourite);
+    Py_XDECREF(empty);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"assemble", assemble, METH_VARARGS,
      "assemble(sources, weights, rank_columns, x, parts, scores) -> (items, pos): the union "
@@ -416,6 +536,10 @@ static PyMethodDef methods[] = {
     {"category_column", category_column, METH_VARARGS,
      "category_column(x, column, items, categories, affinity, total) -> None: the user's "
      "affinity share for each candidate's category, into x[:, column]."},
+    {"category_trending", category_trending, METH_VARARGS,
+     "category_trending(top, categories, favourites, total, exclude, n) -> {item: (score, "
+     "category)}: the first n trending items of the favourite categories outside exclude, "
+     "scored P(category) x P(item | category)."},
     {NULL, NULL, 0, NULL},
 };
 

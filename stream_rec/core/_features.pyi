@@ -1,6 +1,6 @@
 """Type stub of the C kernel ``_features.c`` (read by :mod:`stream_rec.core.features`)."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,3 +16,6 @@ def user_columns(x: np.ndarray, pos: dict[str, int],
                  now_ms: float, columns: tuple[int, int, int, int]) -> None: ...
 def category_column(x: np.ndarray, column: int, items: list[str], categories: dict[str, str],
                     affinity: dict[str, float], total: float) -> None: ...
+def category_trending(top: list[tuple[str, float]], categories: dict[str, str],
+                      favourites: dict[str, float], total: float, exclude: Container[str],
+                      n: int) -> dict[str, tuple[float, str]]: ...

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stream_rec.core import _features
 from stream_rec.core.catalog import Catalog
 from stream_rec.core.item_stats import ItemStats
 from stream_rec.core.mixture import best_of
@@ -190,19 +191,10 @@ def category_trending(profile: UserProfile, stats: ItemStats, catalog: Catalog, 
     if not profile.categories or len(catalog) == 0:
         return {}
     favourites = dict(profile.categories[:top_categories])
-    total = sum(favourites.values()) or 1.0
     if top is None:
         top = stats.trending(now_ms)
-    categories = list(map(catalog.categories.get, map(_first, top), itertools.repeat("")))
-    found: list[tuple[str, float, str]] = []
-    mass: dict[str, float] = {}
-    for (item, popularity), category in itertools.compress(
-            zip(top, categories, strict=True), map(favourites.__contains__, categories)):
-        mass[category] = mass.get(category, 0.0) + popularity
-        if item not in exclude and len(found) < n:
-            found.append((item, popularity, category))
-    return {item: (popularity / mass[category] * favourites[category] / total, category)
-            for item, popularity, category in found}
+    return _features.category_trending(top, catalog.categories, favourites,
+                                       float(sum(favourites.values()) or 1.0), exclude, n)
 
 
 def similar_items(profile: UserProfile, search: VectorSearch | None, *, n: int,

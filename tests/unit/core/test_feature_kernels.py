@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from stream_rec.core import _features
+from stream_rec.core.candidates import OutsideOf
 from stream_rec.core.features import FEATURES
 from stream_rec.core.profile import Touch
 
@@ -144,3 +145,45 @@ def test_category_column_is_the_affinity_share_of_each_candidates_category() -> 
     want = (np.array([3.0, 1.0, 3.0, 0.5]) / 4.5).astype(np.float32)
     assert x[:, column].tobytes() == want.tobytes()
     assert not np.delete(x, column, axis=1).any()
+
+
+def _reference_category_trending(top: list[tuple[str, float]], categories: dict[str, str],
+                                 favourites: dict[str, float], total: float,
+                                 exclude: frozenset[str], n: int
+                                 ) -> dict[str, tuple[float, str]]:
+    """candidates.category_trending as it was written in Python."""
+    found: list[tuple[str, float, str]] = []
+    mass: dict[str, float] = {}
+    for item, popularity in top:
+        category = categories.get(item, "")
+        if category in favourites:
+            mass[category] = mass.get(category, 0.0) + popularity
+            if item not in exclude and len(found) < n:
+                found.append((item, popularity, category))
+    return {item: (popularity / mass[category] * favourites[category] / total, category)
+            for item, popularity, category in found}
+
+
+def test_category_trending_scores_the_first_trending_items_of_the_favourite_categories() -> None:
+    rng = random.Random(5)
+    names = ["tea", "mugs", "toys", "lamps", ""]
+    for _ in range(300):
+        items = [f"i{k}" for k in range(80)]
+        categories = {item: rng.choice(names) for item in items if rng.random() < 0.9}
+        top = sorted(((item, rng.choice([1.0, rng.random() + 1e-6])) for item in
+                      rng.sample(items, rng.randint(0, 60))), key=lambda kv: -kv[1])
+        favourites = {c: rng.random() for c in rng.sample(names, rng.randint(1, 3))}
+        total = sum(favourites.values())
+        exclude = frozenset(rng.sample(items, rng.randint(0, 20)))
+        n = rng.randint(1, 30)
+        got = _features.category_trending(top, categories, favourites, total, exclude, n)
+        want = _reference_category_trending(top, categories, favourites, total, exclude, n)
+        assert list(got.items()) == list(want.items())  # same order, same bits
+
+
+def test_category_trending_asks_any_container_what_to_skip() -> None:
+    top = [("a", 3.0), ("b", 2.0), ("c", 1.0)]
+    categories = {"a": "tea", "b": "tea", "c": "tea"}
+    got = _features.category_trending(top, categories, {"tea": 1.0}, 1.0,
+                                      OutsideOf(frozenset({"b", "c"}), frozenset({"c"})), 5)
+    assert got == {"b": (2.0 / 6.0, "tea")}
