@@ -115,11 +115,14 @@ class TextSpace:
         rows = [(self.rows[i], w) for i, w in weights.items() if i in self.rows and w > 0]
         if not rows:
             return None
-        at = np.fromiter((r for r, _ in rows), np.intp, len(rows))
-        w = np.fromiter((w for _, w in rows), np.float32, len(rows))
-        # summed row by row in order (numpy reduces axis 0 sequentially): the same bits as
-        # adding w x vector one item at a time
-        q = (w[:, None] * self.unit[at]).sum(axis=0)
+        if len(rows) == 1:  # one item (the last one touched): its weighted vector
+            q = np.float32(rows[0][1]) * self.unit[rows[0][0]]
+        else:
+            at = np.fromiter((r for r, _ in rows), np.intp, len(rows))
+            w = np.fromiter((w for _, w in rows), np.float32, len(rows))
+            # summed row by row in order (numpy reduces axis 0 sequentially): the same bits
+            # as adding w x vector one item at a time
+            q = (w[:, None] * self.unit[at]).sum(axis=0)
         norm = math.sqrt(float(np.einsum("i,i->", q, q)))
         return q / norm if norm > 0 else None
 
@@ -131,13 +134,17 @@ class TextSpace:
                 items: Sequence[str]) -> np.ndarray:
         """(len(items), len(queries)) centred cosines, one gather of the item vectors
         (0 for items without a vector and for None queries)."""
-        out = np.zeros((len(items), len(queries)), np.float32)
         used = [k for k, q in enumerate(queries) if q is not None]
         if not used or not len(self.ids):
-            return out
+            return np.zeros((len(items), len(queries)), np.float32)
         rows = np.fromiter(map(self.rows.get, items, itertools.repeat(-1)), np.intp,
                            len(items))
         have = rows >= 0
+        if len(used) == len(queries) and have.all():  # the usual case: one product, no mask
+            product: np.ndarray = self.unit[rows] @ np.stack(
+                [q for q in queries if q is not None], axis=1)
+            return product.astype(np.float32, copy=False)
+        out = np.zeros((len(items), len(queries)), np.float32)
         if have.any():
             matrix = np.stack([q for q in queries if q is not None], axis=1)
             out[np.ix_(have, np.asarray(used, np.intp))] = self.unit[rows[have]] @ matrix

@@ -52,3 +52,32 @@ def test_a_taste_query_is_the_unit_weighted_sum_of_the_item_vectors_bit_for_bit(
     assert query is not None and query.dtype == np.float32
     assert np.array_equal(query, expected)
     assert space.query({"unknown": 1.0, "i3": 0.0}) is None
+
+
+def test_cosines_are_float32_products_and_zero_for_unknown_items_and_missing_queries() -> None:
+    rng = np.random.default_rng(3)
+    space = TextSpace.build({f"i{k}": rng.standard_normal(64) for k in range(40)},
+                            neighbours=5)
+    taste, last = space.query({"i1": 1.0, "i2": 2.0}), space.query({"i5": 1.0})
+    assert taste is not None and last is not None
+    items = ["i7", "i30", "i12"]
+    want = np.stack([space.unit[space.rows[i]] for i in items]) @ np.stack([taste, last], axis=1)
+    every = space.cosines([taste, last], items)  # every item known, both queries given
+    assert every.dtype == np.float32 and np.array_equal(every, want)
+    some = space.cosines([taste, None], ["i7", "unknown", "i12"])
+    assert some.dtype == np.float32
+    assert np.array_equal(some[[0, 2], 0], (np.stack([space.unit[space.rows[i]]
+                                                       for i in ("i7", "i12")]) @ taste))
+    assert not some[1].any() and not some[:, 1].any()
+    assert not space.cosines([None, None], items).any()
+
+
+def test_a_one_item_query_is_that_items_unit_vector() -> None:
+    rng = np.random.default_rng(5)
+    space = TextSpace.build({f"i{k}": rng.standard_normal(64) for k in range(10)},
+                            neighbours=3)
+    query = space.query({"i4": 3.0})
+    assert query is not None and query.dtype == np.float32
+    three = np.float32(3.0) * space.unit[space.rows["i4"]]
+    assert np.array_equal(query, three / math.sqrt(float(np.einsum("i,i->", three, three))))
+    assert np.allclose(query, space.unit[space.rows["i4"]], atol=1e-6)
