@@ -406,9 +406,18 @@ static PyObject *category_column(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* The index of category among the favourites' keys (-1: none, -2: error). */
-static Py_ssize_t favourite_of(PyObject *category, PyObject *const *keys, Py_ssize_t count) {
+/* The index of category among the favourites' keys (-1: none, -2: error); hashes: the
+ * keys' hashes, compared first (a str caches its hash, so most misses cost no call). */
+static Py_ssize_t favourite_of(PyObject *category, PyObject *const *keys,
+                               const Py_hash_t *hashes, Py_ssize_t count) {
+    Py_hash_t hash = PyObject_Hash(category);
+    if (hash == -1 && PyErr_Occurred()) {
+        return -2;
+    }
     for (Py_ssize_t f = 0; f < count; f++) {
+        if (hashes[f] != hash) {
+            continue;
+        }
         int same = keys[f] == category ? 1 : PyObject_RichCompareBool(keys[f], category, Py_EQ);
         if (same != 0) {
             return same > 0 ? f : -2;
@@ -440,13 +449,14 @@ static PyObject *category_trending(PyObject *self, PyObject *args) {
     /* per favourite: its key (borrowed), affinity and mass; per kept entry: its index in
      * top and its favourite */
     PyObject **keys = PyMem_Malloc(slots * sizeof(PyObject *));
+    Py_hash_t *hashes = PyMem_Malloc(slots * sizeof(Py_hash_t));
     double *affinity = PyMem_Malloc(slots * sizeof(double));
     double *mass = PyMem_Malloc(slots * sizeof(double));
     Py_ssize_t *kept = PyMem_Malloc(slots * sizeof(Py_ssize_t));
     Py_ssize_t *kept_favourite = PyMem_Malloc(slots * sizeof(Py_ssize_t));
     PyObject *empty = PyUnicode_FromString(""), *result = NULL;
     Py_ssize_t nkept = 0;
-    if (keys == NULL || affinity == NULL || mass == NULL || kept == NULL ||
+    if (keys == NULL || hashes == NULL || affinity == NULL || mass == NULL || kept == NULL ||
         kept_favourite == NULL || empty == NULL) {
         if (!PyErr_Occurred()) {
             PyErr_NoMemory();
@@ -457,8 +467,9 @@ static PyObject *category_trending(PyObject *self, PyObject *args) {
     PyObject *key, *value;
     while (PyDict_Next(favourites, &at, &key, &value)) {
         keys[f] = key;
+        hashes[f] = PyObject_Hash(key);
         mass[f] = 0.0;
-        if (number(value, &affinity[f++]) < 0) {
+        if ((hashes[f] == -1 && PyErr_Occurred()) || number(value, &affinity[f++]) < 0) {
             goto done;
         }
     }
@@ -473,7 +484,7 @@ static PyObject *category_trending(PyObject *self, PyObject *args) {
         if (category == NULL && PyErr_Occurred()) {
             goto done;
         }
-        Py_ssize_t favourite = favourite_of(category ? category : empty, keys, count);
+        Py_ssize_t favourite = favourite_of(category ? category : empty, keys, hashes, count);
         if (favourite == -2) {
             goto done;
         }
@@ -517,6 +528,7 @@ static PyObject *category_trending(PyObject *self, PyObject *args) {
     }
 done:
     PyMem_Free(keys);
+    PyMem_Free(hashes);
     PyMem_Free(affinity);
     PyMem_Free(mass);
     PyMem_Free(kept);
