@@ -1,21 +1,10 @@
 #!/usr/bin/env bash
-# 600 s, then the ceiling search on both brokers; COMMIT (default dd139e7: the candidates'
-# glue in C) from its own checkout, with this repository's venv.
-# RocksDB budget and the heap freeze) from its own checkout, with this repository's venv.
-#   bash docs/bench/2026-12-07-late/long/run.sh
-#   COMMIT=58d8dbc DURATIONS=600 CEILING=no bash docs/bench/2026-12-07-late/long/run.sh
+# 2026-12-07 (late): main in long runs on Apache Kafka, 1,000/s offered (DURATIONS, default
+# 240 and 600 s), then the ceiling search on both brokers; COMMIT (default dd139e7: the
+# candidates' glue in C) from its own checkout, with this repository's venv. The night's
+# script with this folder as OUT.
+#   DURATIONS=600 bash docs/bench/2026-12-07-late/long/run.sh                  # dd139e7
+#   COMMIT=11bcd46 DURATIONS=" " bash docs/bench/2026-12-07-late/long/run.sh   # ceilings only
 set -eu
-commit=${COMMIT:-dd139e7}
-out=$(pwd)/docs/bench/2026-12-07-late/long
-py=$(pwd)/.venv/bin/python
-dir=/tmp/stream-rec-$commit
-[ -d "$dir" ] || git worktree add -f "$dir" "$commit" >&2
-cd "$dir" && "$py" setup.py -q build_ext --inplace >/dev/null 2>&1
-for duration in ${DURATIONS:-240 600}; do
-  PYTHONPATH="$dir" "$py" -P -m stream_rec bench --broker kafka --rate 1000 --duration "$duration" \
-      --warmup 3 --summary-json "$out/$commit-kafka-1000-${duration}s.json"
-done
-if [ "${CEILING:-yes}" = yes ]; then
-  PYTHONPATH="$dir" "$py" -P -m stream_rec bench --broker tansu,kafka --rate ceiling:1200 \
-      --duration 20 --warmup 3 --summary-json "$out/$commit-ceiling.json"
-fi
+COMMIT=${COMMIT:-dd139e7} OUT=docs/bench/2026-12-07-late/long \
+    exec bash docs/bench/2026-12-07-night/long/run.sh

@@ -4,9 +4,10 @@
 # RocksDB budget and the heap freeze) from its own checkout, with this repository's venv.
 #   bash docs/bench/2026-12-07-night/long/run.sh
 #   COMMIT=58d8dbc DURATIONS=600 CEILING=no bash docs/bench/2026-12-07-night/long/run.sh
+# (OUT: where the JSON summaries go, relative to the repository; default this folder)
 set -eu
 commit=${COMMIT:-6e85e2d}
-out=$(pwd)/docs/bench/2026-12-07-night/long
+out=$(pwd)/${OUT:-docs/bench/2026-12-07-night/long}
 py=$(pwd)/.venv/bin/python
 dir=/tmp/stream-rec-$commit
 [ -d "$dir" ] || git worktree add -f "$dir" "$commit" >&2
