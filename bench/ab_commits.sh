@@ -14,9 +14,12 @@ old=$1 new=$2 out=$3 broker=${4:-kafka} rates=${5:-"200 260"} ceiling=${6:-500}
 py=$(pwd)/${PYTHON:-.venv/bin/python}
 mkdir -p "$out"
 
-tree() {  # COMMIT: its checkout, made when missing
+tree() {  # COMMIT: its checkout with its C kernels built, made when missing
   dir=/tmp/stream-rec-$1
-  [ -d "$dir" ] || git worktree add -f "$dir" "$1" >&2
+  if [ ! -d "$dir" ]; then
+    git worktree add -f "$dir" "$1" >&2
+    (cd "$dir" && "$py" setup.py -q build_ext --inplace >/dev/null 2>&1)
+  fi
   echo "$dir"
 }
 
