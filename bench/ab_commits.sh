@@ -12,6 +12,7 @@
 set -eu
 old=$1 new=$2 out=$3 broker=${4:-kafka} rates=${5:-"200 260"} ceiling=${6:-500}
 py=$(pwd)/${PYTHON:-.venv/bin/python}
+case $out in /*) ;; *) out=$(pwd)/$out ;; esac
 mkdir -p "$out"
 
 tree() {  # COMMIT: its checkout with its C kernels built, made when missing
@@ -26,7 +27,7 @@ tree() {  # COMMIT: its checkout with its C kernels built, made when missing
 run() {  # COMMIT NAME ARGS...: one bench run of COMMIT's code
   dir=$(tree "$1") name=$2; shift 2
   (cd "$dir" && PYTHONPATH="$dir" "$py" -P -m stream_rec bench --broker "$broker" "$@" \
-      --summary-json "$OLDPWD/$out/$name.json")
+      --summary-json "$out/$name.json")
 }
 
 order="old new"
