@@ -31,6 +31,12 @@ static int get_matrix(PyObject *obj, Py_buffer *view, const char *name, char cod
     return 0;
 }
 
+/* A Python number as a double; -1 on error. */
+static int number(PyObject *obj, double *value) {
+    *value = PyFloat_AsDouble(obj);
+    return *value == -1.0 && PyErr_Occurred() ? -1 : 0;
+}
+
 static int check_column(Py_ssize_t column, const Py_buffer *view, const char *name) {
     if (column < 0 || column >= view->shape[1]) {
         PyErr_Format(PyExc_IndexError, "%s: column %zd is outside the %zd columns of x", name,
@@ -68,8 +74,8 @@ typedef struct {
 /* One source's candidate into the outputs; -1 on error. */
 static int put(const Outputs *out, PyObject *pos, PyObject *items, Py_ssize_t s, double weight,
                Py_ssize_t rank_column, PyObject *item, PyObject *score, Py_ssize_t rank) {
-    double raw = PyFloat_AsDouble(score);
-    if (raw == -1.0 && PyErr_Occurred()) {
+    double raw;
+    if (number(score, &raw) < 0) {
         return -1;
     }
     Py_ssize_t row = row_of(item, pos, items);
@@ -174,9 +180,13 @@ static PyObject *assemble(PyObject *self, PyObject *args) {
         goto done;
     }
     for (Py_ssize_t s = 0; s < n_sources; s++) {
-        double weight = PyFloat_AsDouble(PyTuple_GET_ITEM(weights, s));
+        double weight;
+        if (number(PyTuple_GET_ITEM(weights, s), &weight) < 0) {
+            goto done;
+        }
         Py_ssize_t column = PyLong_AsSsize_t(PyTuple_GET_ITEM(rank_columns, s));
-        if (PyErr_Occurred() || check_column(column, &x_view, "rank_columns") < 0) {
+        if ((column == -1 && PyErr_Occurred()) ||
+            check_column(column, &x_view, "rank_columns") < 0) {
             goto done;
         }
         if (put_source(&out, pos, items, s, PyTuple_GET_ITEM(sources, s), weight, column) < 0) {
@@ -201,11 +211,6 @@ static Py_ssize_t row_in(PyObject *pos, PyObject *item) {
     }
     Py_ssize_t row = PyLong_AsSsize_t(found);
     return row == -1 && PyErr_Occurred() ? -2 : row;
-}
-
-static int number(PyObject *obj, double *value) {
-    *value = PyFloat_AsDouble(obj);
-    return *value == -1.0 && PyErr_Occurred() ? -1 : 0;
 }
 
 /* The purchases' columns (see user_columns); -1 on error. */

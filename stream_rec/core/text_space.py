@@ -140,12 +140,11 @@ class TextSpace:
         rows = np.fromiter(map(self.rows.get, items, itertools.repeat(-1)), np.intp,
                            len(items))
         have = rows >= 0
+        matrix = np.stack([q for q in queries if q is not None], axis=1)
         if len(used) == len(queries) and have.all():  # the usual case: one product, no mask
-            product: np.ndarray = self.unit[rows] @ np.stack(
-                [q for q in queries if q is not None], axis=1)
+            product: np.ndarray = self.unit[rows] @ matrix
             return product.astype(np.float32, copy=False)
         out = np.zeros((len(items), len(queries)), np.float32)
         if have.any():
-            matrix = np.stack([q for q in queries if q is not None], axis=1)
             out[np.ix_(have, np.asarray(used, np.intp))] = self.unit[rows[have]] @ matrix
         return out
