@@ -55,7 +55,7 @@ class LocalBackend:
         """The pool for ``llm_model_path`` (default model when empty), ``llm_pool_size``."""
         path = resolve_model_path(settings.llm_model_path)
         pool = load_pool(path, size=settings.llm_pool_size,
-                         max_pending=settings.llm_max_in_flight)
+                         max_pending=settings.llm_max_in_flight, embeddings=False)
         return cls(pool, f"llm:{path.stem.lower()}")
 
     async def start(self) -> None:

@@ -167,6 +167,11 @@ class SlmModel:
 
     Not thread-safe by design of llama.cpp contexts, so every call takes the instance lock;
     use a :class:`ModelPool` for concurrency. ``close()`` (or ``with``) frees it.
+
+    Each use has its own llama.cpp context, ~50 MB of buffers apiece: ``embeddings=False``
+    or ``scoring=False`` leaves one out for a process that never makes that call (the
+    embedder process only embeds; an LLM rerank pool only scores). Calling it then raises
+    :class:`ModelError`.
     """
 
     def __init__(
@@ -179,8 +184,12 @@ class SlmModel:
         embed_mode: EmbedMode = "input",
         embed_layer: int | None = None,
         max_text_tokens: int = 48,
+        embeddings: bool = True,
+        scoring: bool = True,
         _weights: _Weights | None = None,
     ) -> None:
+        if not (embeddings or scoring):
+            raise ModelError("an SlmModel needs embeddings=True or scoring=True (or both)")
         if embed_mode not in ("input", "hidden"):
             raise ModelError(f"embed_mode must be 'input' or 'hidden', got {embed_mode!r}")
         if n_threads < 1 or n_ctx < 256 or not 2 <= n_seq_max <= 256:
@@ -194,6 +203,8 @@ class SlmModel:
         self.n_seq_max = n_seq_max
         self.embed_mode: EmbedMode = embed_mode
         self.max_text_tokens = max_text_tokens
+        self.embeddings = embeddings
+        self.scoring = scoring
         self._lock = threading.Lock()
         self._weights = (_weights or _Weights(self.path)).acquire()
         w = self._weights
@@ -212,8 +223,11 @@ class SlmModel:
         self._eval_cb = llama_cpp.ggml_backend_sched_eval_callback(self._on_eval)
         self._embed_ctx = self._score_ctx = None
         try:
-            self._embed_ctx = self._new_context(_EMBED_BATCH_TOKENS, 512, n_seq_max, self._eval_cb)
-            self._score_ctx = self._new_context(n_ctx, _MAX_LOGIT_ROWS, n_seq_max, None)
+            if embeddings:
+                self._embed_ctx = self._new_context(_EMBED_BATCH_TOKENS, 512, n_seq_max,
+                                                    self._eval_cb)
+            if scoring:
+                self._score_ctx = self._new_context(n_ctx, _MAX_LOGIT_ROWS, n_seq_max, None)
         except ModelError:
             if self._embed_ctx is not None:
                 llama_cpp.llama_free(self._embed_ctx)
@@ -236,6 +250,8 @@ class SlmModel:
             embed_mode=self.embed_mode if embed_mode is None else embed_mode,
             embed_layer=self.embed_layer,
             max_text_tokens=self.max_text_tokens,
+            embeddings=self.embeddings,
+            scoring=self.scoring,
             _weights=self._weights,
         )
 
@@ -245,8 +261,9 @@ class SlmModel:
             if self._closed:
                 return
             self._closed = True
-            llama_cpp.llama_free(self._embed_ctx)
-            llama_cpp.llama_free(self._score_ctx)
+            for ctx in (self._embed_ctx, self._score_ctx):
+                if ctx is not None:
+                    llama_cpp.llama_free(ctx)
             self._weights.release()
 
     def __enter__(self) -> SlmModel:
@@ -285,7 +302,7 @@ class SlmModel:
         """
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with self._lock:
-            self._check_open()
+            self._check_open("embeddings")
             for first, token_lists in self._token_groups(texts):
                 out[first : first + len(token_lists)] = self._embed_group(token_lists)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
@@ -309,7 +326,7 @@ class SlmModel:
         means = {layer: np.zeros((len(texts), self.dim), np.float32) for layer in wanted}
         lasts = {layer: np.zeros((len(texts), self.dim), np.float32) for layer in wanted}
         with self._lock:
-            self._check_open()
+            self._check_open("embeddings")
             self._capture_names = frozenset(names.values())
             self._stop_name = names[wanted[-1]]
             try:
@@ -434,7 +451,7 @@ class SlmModel:
             for c in candidates
         ]
         with self._lock:
-            self._check_open()
+            self._check_open("scoring")
             if not reuse_prefix:
                 self._prefix_tokens, self._prefix_logprobs = [], None
             first = self._prepare_prefix(self.tokenize(prefix, bos=True), max_prefix_tokens)
@@ -577,9 +594,12 @@ class SlmModel:
             raise ModelError(f"cannot create a llama.cpp context (n_ctx={n_ctx}) for {self.path}")
         return ctx
 
-    def _check_open(self) -> None:
+    def _check_open(self, use: Literal["embeddings", "scoring"]) -> None:
         if self._closed:
             raise ModelError("this SlmModel is closed; create a new one")
+        if not getattr(self, use):
+            raise ModelError(f"this SlmModel was created with {use}=False, so it has no "
+                             f"context for that call: create one with {use}=True")
 
     # ----- measurement -------------------------------------------------------------------------
     def measure_speed(self, *, prompt_tokens: int = 200, gen_tokens: int = 32) -> SpeedReport:
@@ -590,7 +610,7 @@ class SlmModel:
         self.embed(titles)
         embed_ms = (time.perf_counter() - started) * 1000 / len(titles)
         with self._lock:
-            self._check_open()
+            self._check_open("scoring")
             ctx = self._score_ctx
             mem = llama_cpp.llama_get_memory(ctx)
             tokens = self.tokenize("The shop sells hearts, bags and tins. " * 40, bos=True)

@@ -54,16 +54,17 @@ def load_pool(
     return ModelPool(models, max_pending=max_pending, breaker=breaker)
 
 
-def pool_from_settings(settings: Settings) -> ModelPool:
+def pool_from_settings(settings: Settings, *, scoring: bool = True) -> ModelPool:
     """The pool described by ``model_path``, ``model_pool_size``, ``model_threads`` and the
-    ``model_breaker_*`` settings (0 failures: no circuit breaker)."""
+    ``model_breaker_*`` settings (0 failures: no circuit breaker). ``scoring=False``: the
+    instances only embed (no log-likelihood context, ~50 MB less each)."""
     size = settings.model_pool_size
     threads = 1 if size > 1 else settings.model_threads
     breaker = (CircuitBreaker(settings.model_breaker_failures,
                               settings.model_breaker_cooldown_s)
                if settings.model_breaker_failures > 0 else None)
     return load_pool(resolve_model_path(settings.model_path), size=size, n_threads=threads,
-                     breaker=breaker)
+                     breaker=breaker, scoring=scoring)
 
 
 def verify_model(path: Path, *, n_threads: int = 1, measure: bool = True) -> ModelReport:

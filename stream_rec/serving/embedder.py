@@ -61,7 +61,7 @@ class Embedder:
         security = client_security_kwargs(settings)
         runner = await self._start_web()
         self.model = model = await asyncio.to_thread(ModelRuntime.load, settings,
-                                                             text_space=False)
+                                                     text_space=False, scoring=False)
         self.replicated = replicated = ReplicatedState(
             bootstrap=self.bootstrap, catalog_topic=settings.topics.catalog,
             deltas_topic=None, catalog=self.catalog, stats=ItemStats(),

@@ -61,15 +61,18 @@ class ModelRuntime:
     unindexed: dict[str, np.ndarray] = field(default_factory=dict)  # embedded, queue not drained
 
     @classmethod
-    def load(cls, settings: Settings, *, text_space: bool = True) -> ModelRuntime:
+    def load(cls, settings: Settings, *, text_space: bool = True,
+             scoring: bool = True) -> ModelRuntime:
         """Load the configured model (default: Gemma 3 270M) into a pool; raises ModelError.
 
         ``text_space``: also keep the ranker's text neighbours (a serving worker does; the
-        embedder process, which only publishes vectors, does not)."""
+        embedder process, which only publishes vectors, does not). ``scoring``: the pool
+        also scores candidates (a worker that reranks); without it each instance holds only
+        its embedding context."""
 
         path = resolve_model_path(settings.model_path)
         sha = sha256_file(path)
-        pool = pool_from_settings(settings)
+        pool = pool_from_settings(settings, scoring=scoring)
         first: Any = pool.models[0]
         dim = first.dim
         cache_dir = Path(settings.data_dir) / "embeddings"

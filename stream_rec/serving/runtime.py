@@ -104,7 +104,8 @@ def build_runtime(settings: Settings, bootstrap: str) -> WorkerRuntime:
     )
     metrics = WorkerMetrics()
     metrics.llm_pending_limit.set(settings.llm_max_pending)
-    model = ModelRuntime.load(settings) if settings.worker_loads_model else None
+    model = (ModelRuntime.load(settings, scoring=settings.rerank_top_n > 1)
+             if settings.worker_loads_model else None)
     vectors = None
     if model is not None:
         recommender.vector_search = model.semantic.search
