@@ -38,6 +38,10 @@ def run_worker(settings: Settings, target: BrokerTarget) -> None:
         _run_until_signalled(Embedder(settings, target.bootstrap, tansu=target.tansu).run,
                              settings.event_loop)
         return
+    if settings.event_loop == "uvloop":
+        # faust's consumer thread makes its own loop with asyncio.new_event_loop(): the
+        # policy decides its kind
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.set_event_loop(new_event_loop(settings.event_loop))
     app = create_app(settings, target.bootstrap, tansu=target.tansu)
     worker = faust_worker(app, settings.log_level)
