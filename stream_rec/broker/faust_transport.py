@@ -38,7 +38,15 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import Any, cast
 
 import faust
@@ -195,6 +203,26 @@ class Consumer(faust_aiokafka.Consumer):
             return None
         return self._seek_seq
 
+    async def _deliver(self, delivery: Awaitable[Any]) -> bool:
+        """Run ``delivery`` (faust's callback for one message); whether it completed
+        while the flow ran and the consumer was up.
+
+        faust races each delivery against the flow's suspension (``wait_first``: four tasks
+        and a wait per message). Most deliveries finish without waiting (the stream's
+        queue has room): those run inline, at the same point of the loop. One that waits
+        for room continues in that race as before, and so does every delivery while the
+        flow is suspended."""
+        race = delivery
+        if isinstance(delivery, Coroutine) and not self.suspend_flow.is_set():
+            try:
+                waiting_on = delivery.send(None)
+            except StopIteration:
+                service = cast(Service, self)
+                return not (service._stopped.is_set() or service._crashed.is_set())
+            race = _Started(delivery, waiting_on)
+        result = await self.wait_first(race, self.suspend_flow.wait())
+        return race in result.done
+
     async def _drain_messages(self, fetcher: Any) -> None:
         # tp -> (the offset we sought back to after a hole, the seek's number)
         refetching: dict[TP, tuple[int, int]] = {}
@@ -242,9 +270,7 @@ class Consumer(faust_aiokafka.Consumer):
                         if commit_every is not None and self._n_acked >= commit_every:
                             self._n_acked = 0
                             await self.commit()
-                        delivery = callback(message)
-                        result = await self.wait_first(delivery, self.suspend_flow.wait())
-                        if delivery in result.done:
+                        if await self._deliver(callback(message)):
                             set_read_offset(tp, offset)
                             if sequenced and expected.get(tp) == want:
                                 expected[tp] = offset + 1
@@ -266,6 +292,37 @@ class Consumer(faust_aiokafka.Consumer):
             raise
         finally:
             unset_flag(CONSUMER_FETCHING)
+
+
+class _Started(Awaitable[Any]):
+    """A coroutine that already ran to its first wait (yielding ``waiting_on``), as an
+    awaitable that runs it to its end: awaited by a task, it hands that future over and
+    relays what the task sends or throws in (a cancellation) to the coroutine."""
+
+    __slots__ = ("_coro", "_waiting_on")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], waiting_on: Any) -> None:
+        self._coro = coro
+        self._waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, waiting_on = self._coro, self._waiting_on
+        while True:
+            try:
+                sent = yield waiting_on
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    waiting_on = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    waiting_on = coro.send(sent)
+                except StopIteration as done:
+                    return done.value
 
 
 def take_committable(acked: list[int], gaps: IntervalTree, committed: int | None) -> list[int]:
