@@ -9,7 +9,7 @@ event whose source offset is at or below the last applied one for its partition,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from stream_rec.core.events import Event
@@ -123,21 +123,7 @@ def learn_one(
     params: ProfileParams = ProfileParams(),
 ) -> UserProfile:
     """Fold one event into the profile and return the new profile (no idempotency check)."""
-    ts = max(event.ts_ms, profile.last_ts_ms)
-    recent = profile.recent
-    if event.item_id is not None and _TYPE_WEIGHT.get(event.type, 0.0) > 0:
-        recent = (*recent, Touch(event.item_id, event.type, event.ts_ms))[-params.recent_items:]
-    return replace(
-        profile,
-        recent=recent,
-        purchased=_purchased(profile.purchased, event),
-        cart=_cart(profile.cart, event),
-        categories=_categories(profile, event, category, ts, params.half_life_s),
-        counts=_bump(profile.counts, event.type),
-        first_ts_ms=profile.first_ts_ms or event.ts_ms,
-        last_ts_ms=ts,
-        recent_event_ids=(*profile.recent_event_ids, event.event_id)[-params.dedupe_window:],
-    )
+    return _folded(profile, event, category, params, profile.offsets)
 
 
 def apply_event(
@@ -157,8 +143,29 @@ def apply_event(
     if offset <= offsets.get(partition, -1) or event.event_id in profile.recent_event_ids:
         return profile, False
     offsets[partition] = offset
-    updated = learn_one(profile, event, category=category, params=params)
-    return replace(updated, offsets=tuple(sorted(offsets.items()))), True
+    return _folded(profile, event, category, params, tuple(sorted(offsets.items()))), True
+
+
+def _folded(profile: UserProfile, event: Event, category: str, params: ProfileParams,
+            offsets: tuple[tuple[int, int], ...]) -> UserProfile:
+    """The profile after ``event``, with ``offsets``: one new record (built directly, not by
+    ``dataclasses.replace``, which looks every field up again on each event)."""
+    ts = max(event.ts_ms, profile.last_ts_ms)
+    recent = profile.recent
+    if event.item_id is not None and _TYPE_WEIGHT.get(event.type, 0.0) > 0:
+        recent = (*recent, Touch(event.item_id, event.type, event.ts_ms))[-params.recent_items:]
+    return UserProfile(
+        user_id=profile.user_id,
+        recent=recent,
+        purchased=_purchased(profile.purchased, event),
+        cart=_cart(profile.cart, event),
+        categories=_categories(profile, event, category, ts, params.half_life_s),
+        counts=_bump(profile.counts, event.type),
+        first_ts_ms=profile.first_ts_ms or event.ts_ms,
+        last_ts_ms=ts,
+        offsets=offsets,
+        recent_event_ids=(*profile.recent_event_ids, event.event_id)[-params.dedupe_window:],
+    )
 
 
 def _purchased(purchased: tuple[tuple[str, int, int], ...],

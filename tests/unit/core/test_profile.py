@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from dataclasses import fields
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_rec.core.events import Event
-from stream_rec.core.profile import ProfileParams, UserProfile, apply_event, learn_one
+from stream_rec.core.profile import ProfileParams, Touch, UserProfile, apply_event, learn_one
 
 
 def _ev(n: int, type_: str = "purchase", item: str = "A", ts: int = 0) -> Event:
@@ -99,3 +100,19 @@ def test_any_redelivery_pattern_gives_the_state_of_one_clean_pass(
     for offset, event in delivered:
         replayed, _ = apply_event(replayed, event, partition=0, offset=offset)
     assert replayed == clean
+
+
+def test_folding_an_event_keeps_every_field_it_does_not_touch() -> None:
+    # every field set, so a field the fold forgot to carry over would fall back to its default
+    profile = UserProfile(
+        user_id="u", recent=(Touch("a", "view", 1_000),), purchased=(("b", 2, 900),),
+        cart=("c",), categories=(("toys", 1.5),), counts=(("view", 3),), first_ts_ms=500,
+        last_ts_ms=1_000, offsets=((0, 7),), recent_event_ids=("e0",))
+    search = Event(event_id="e1", user_id="u", type="search", ts_ms=1_000, query="kites")
+    after, applied = apply_event(profile, search, partition=1, offset=3)
+    assert applied
+    expected = {f.name: getattr(profile, f.name) for f in fields(UserProfile)}
+    expected.update(counts=(("search", 1), ("view", 3)), offsets=((0, 7), (1, 3)),
+                    recent_event_ids=("e0", "e1"))
+    assert {f.name: getattr(after, f.name) for f in fields(UserProfile)} == expected
+    assert learn_one(profile, search) == UserProfile(**{**expected, "offsets": ((0, 7),)})

@@ -4,7 +4,8 @@
 # RocksDB budget and the heap freeze) from its own checkout, with this repository's venv.
 #   bash docs/bench/2026-12-07-night/long/run.sh
 #   COMMIT=58d8dbc DURATIONS=600 CEILING=no bash docs/bench/2026-12-07-night/long/run.sh
-# (OUT: where the JSON summaries go, relative to the repository; default this folder)
+# (OUT: where the JSON summaries go, relative to the repository; default this folder;
+#  START: the rate the ceiling search starts from, default 1200)
 set -eu
 commit=${COMMIT:-6e85e2d}
 out=$(pwd)/${OUT:-docs/bench/2026-12-07-night/long}
@@ -17,6 +18,6 @@ for duration in ${DURATIONS:-240 600}; do
       --warmup 3 --summary-json "$out/$commit-kafka-1000-${duration}s.json"
 done
 if [ "${CEILING:-yes}" = yes ]; then
-  PYTHONPATH="$dir" "$py" -P -m stream_rec bench --broker tansu,kafka --rate ceiling:1200 \
+  PYTHONPATH="$dir" "$py" -P -m stream_rec bench --broker tansu,kafka --rate "ceiling:${START:-1200}" \
       --duration 20 --warmup 3 --summary-json "$out/$commit-ceiling.json"
 fi
