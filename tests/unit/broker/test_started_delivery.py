@@ -29,7 +29,7 @@ def test_a_delivery_that_waited_finishes_as_a_task_with_its_result() -> None:
         assert not task.done()  # still waiting for room
         taken = [queue.get_nowait()]
         result = await task
-        return result, taken + [queue.get_nowait()]
+        return result, [*taken, queue.get_nowait()]
 
     assert asyncio.run(scenario()) == ("put 2", [1, 2])
 
