@@ -123,3 +123,40 @@ def test_co_visitation_rows_match_a_plain_reference_through_pruning() -> None:
         assert weights.tolist() == list(row.values())
         assert total == float(weights.sum())  # the cached sum follows every change
     assert stats.neighbour_rows("never-seen") is None
+
+
+def test_basket_pairs_of_every_event_type_match_a_plain_reference() -> None:
+    """Items of one basket (same instant) pair both ways at full weight; earlier items
+    decay with their distance after the basket; each type has its own pair weight."""
+    params = StatsParams(max_neighbours=8, covisit_window=3, instant_window=5)
+    stats = ItemStats(params)
+    reference: dict[str, dict[str, float]] = {}
+    type_weight = {"view": 0.5, "rec_click": 0.5, "add_to_cart": 1.0, "purchase": 1.0}
+
+    def add(a: str, b: str, w: float) -> None:
+        row = reference.setdefault(a, {})
+        row[b] = row.get(b, 0.0) + w
+        if len(row) > 12:
+            reference[a] = dict(sorted(row.items(), key=lambda kv: kv[1], reverse=True)[:8])
+
+    rng = random.Random(11)
+    for ts in range(4000):
+        kind = rng.choice(list(type_weight))
+        item = f"i{rng.randrange(40)}"
+        drawn = dict.fromkeys(f"i{rng.randrange(40)}" for _ in range(rng.randrange(9)))
+        prev = tuple(i for i in drawn if i != item)
+        same = rng.randrange(len(prev) + 1)
+        stats.learn_one(ItemDelta(item, kind, ts, prev, False, False, same))
+        weight = type_weight[kind]
+        for position, other in enumerate(prev, start=1):
+            if position <= same:
+                add(other, item, weight)
+                add(item, other, weight)
+                continue
+            w = weight / (position - same)
+            add(other, item, w)
+            add(item, other, w * params.covisit_backward)
+    for item, row in reference.items():
+        assert stats.neighbours(item) == row  # same floats: summed in the same order
+        assert list(stats.neighbours(item)) == list(row)
+
