@@ -53,6 +53,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from functools import partial
 from typing import Any, cast
 
 import faust
@@ -319,16 +320,14 @@ class _Started(Awaitable[Any]):
             except GeneratorExit:
                 coro.close()
                 raise
-            except BaseException as exc:
-                try:
-                    waiting_on = coro.throw(exc)
-                except StopIteration as done:
-                    return done.value
+            except BaseException as exc:  # a cancellation: the coroutine decides
+                resume = partial(coro.throw, exc)
             else:
-                try:
-                    waiting_on = coro.send(sent)
-                except StopIteration as done:
-                    return done.value
+                resume = partial(coro.send, sent)
+            try:
+                waiting_on = resume()
+            except StopIteration as done:
+                return done.value
 
 
 def take_committable(acked: list[int], gaps: IntervalTree, committed: int | None) -> list[int]:
