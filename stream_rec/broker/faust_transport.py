@@ -65,6 +65,7 @@ from faust.types import TP
 from faust.utils.functional import consecutive_numbers
 from intervaltree import IntervalTree  # type: ignore[import-untyped]
 from mode import Service
+from mode.utils.futures import maybe_async
 
 from stream_rec.broker.security import ssl_context
 from stream_rec.config import Settings
@@ -176,6 +177,9 @@ class Consumer(faust_aiokafka.Consumer):
         records = await super()._getmany(active, timeout)
         self._batch_seq = seq
         return records
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _InLoopConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
@@ -435,13 +439,54 @@ def make_current(event: Any) -> None:
     _current_event.set(weakref.ref(event))
 
 
+class _InLoopConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """faust's aiokafka consumer "thread", run as a service on the worker's own loop.
+
+    faust runs the aiokafka consumer in a thread with a loop of its own and reaches it
+    through method queues: each fetch crosses threads twice (a loop wake-up and a GIL
+    handover each way). Here the thread loop *is* the worker's loop: the service starts
+    as a task on it and calls into the consumer are plain awaits.
+    """
+
+    def __init__(self, consumer: Any, *, loop: asyncio.AbstractEventLoop,
+                 **kwargs: Any) -> None:
+        super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
+        self._serving: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        assert not self._thread_started.is_set()
+        self._thread_started.set()
+        running = self._thread_running = self.parent_loop.create_future()
+        self._serving = self.parent_loop.create_task(self._serve())
+        try:
+            await running  # set once started (or to the error it crashed with)
+        finally:
+            self._thread_running = None
+
+    async def stop(self) -> None:
+        if not self._started.is_set():
+            return
+        await Service.stop(self)  # _serve then stops the consumer and returns
+        if self._serving is not None:
+            await asyncio.gather(self._serving, return_exceptions=True)
+
+    async def call_thread(self, fun: Any, *args: Any, **kwargs: Any) -> Any:
+        return await maybe_async(fun(*args, **kwargs))
+
+    async def cast_thread(self, fun: Any, *args: Any, **kwargs: Any) -> None:
+        self.parent_loop.create_task(maybe_async(fun(*args, **kwargs)))
+
+    async def _gather_remaining_tasks(self) -> None:
+        """Nothing to sweep: the other tasks on this loop are the worker's, not ours."""
+
+
 class Transport(faust_aiokafka.Transport):
     """faust's aiokafka transport with the drain-loop fix."""
 
     Consumer = Consumer
 
 
-class _TansuConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+class _TansuConsumerThread(_InLoopConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = TANSU_FETCH_MAX_WAIT_MS  # read when the fetcher starts
