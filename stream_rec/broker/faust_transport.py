@@ -42,7 +42,8 @@
    consumer now runs on the worker's own loop and calls into it are plain awaits:
    at 1,000/s on Kafka 0.80-0.83 -> 0.755-0.76 ms of CPU per rec and p99 39-41 -> 34-35
    ms (docs/benchmarks.md). Its heartbeats share the loop, so nothing on the loop may
-   block for the session timeout (6 s; model and index builds run in threads).
+   block for the session timeout (6 s; model and index builds run in threads; the
+   worker measures how long its loop is blocked: stream_rec/serving/loop_watch.py).
 
 :func:`register` installs both as URL schemes: ``srkafka://`` and ``tansu://``.
 """

@@ -48,6 +48,7 @@ from stream_rec.serving.console import LiveStats
 from stream_rec.serving.handlers import EventHandler, LlmRecHandler, Outputs
 from stream_rec.serving.heap import HeapFreezer
 from stream_rec.serving.latest_recs import LATEST_RECS_TABLE, LatestRecs, SentRec
+from stream_rec.serving.loop_watch import LoopWatch
 from stream_rec.serving.runtime import WorkerRuntime, build_runtime
 from stream_rec.serving.table_store import TableMemory, store_url
 
@@ -59,6 +60,8 @@ _DELTA_FLUSH_COUNT = 256
 _DELTA_FLUSH_INTERVAL_S = 0.1
 _EXPIRE_INTERVAL_S = 0.05
 _HEAP_CHECK_INTERVAL_S = 1.0
+# the Kafka consumer's heartbeats run on the worker's loop: a longer block rebalances
+_SESSION_TIMEOUT_S = 6.0
 
 
 def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> faust.App:
@@ -133,6 +136,12 @@ def create_app(settings: Settings, bootstrap: str, *, tansu: bool = False) -> fa
     @app.timer(_HEAP_CHECK_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def freeze_long_lived_heap() -> None:
         heap.tick()
+
+    watch = LoopWatch(session_timeout_s=_SESSION_TIMEOUT_S)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def watch_event_loop() -> None:
+        await watch.run(runtime.metrics.loop_lag.observe)
 
     return app
 
@@ -322,7 +331,7 @@ def _faust_app(settings: Settings, bootstrap: str, tansu: bool) -> faust.App:
         processing_guarantee=settings.processing_guarantee,
         table_standby_replicas=settings.standby_replicas,
         broker_commit_interval=settings.commit_interval_s,
-        broker_session_timeout=6.0,
+        broker_session_timeout=_SESSION_TIMEOUT_S,
         broker_rebalance_timeout=6.0,
         broker_heartbeat_interval=1.0,
         producer_max_batch_size=_batch_bytes(settings, tansu),

@@ -39,6 +39,11 @@ class WorkerMetrics:
                                  "(answering triggers), output (building and queueing sends); "
                                  "the rest of the process's CPU is broker I/O and faust",
                                  ["stage"], registry=r)
+        self.loop_lag = Histogram("stream_rec_event_loop_lag_seconds",
+                                  "How late a wake-up every 0.25 s ran: how long the event "
+                                  "loop (and the Kafka consumer's heartbeats on it) was blocked",
+                                  buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0,
+                                           4.0, 6.0, 10.0), registry=r)
         self.batch_size = Histogram("stream_rec_batch_size", "Events per handled batch",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
                                     registry=r)
