@@ -59,7 +59,7 @@ def test_the_workers_histogram_counts_a_blocked_wake_up_above_its_bucket() -> No
     within = sample("stream_rec_event_loop_lag_seconds_bucket", {"le": "0.25"})
     # the alert StreamRecEventLoopBlocked counts late wake-ups this way (count - bucket)
     assert count is not None and within is not None
-    assert count >= 2 and count - within == 1
+    assert count >= 2 and count - within >= 1
 
 
 def test_an_interval_not_below_the_warning_is_refused() -> None:
