@@ -472,17 +472,12 @@ class _InLoopConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             self._thread_running = None
 
     async def stop(self) -> None:
-        if not self._started.is_set():
-            return
-        await Service.stop(self)  # _serve then stops the consumer and returns
+        await super().stop()  # _serve then stops the consumer and returns
         if self._serving is not None:
             await asyncio.gather(self._serving, return_exceptions=True)
 
     async def call_thread(self, fun: Any, *args: Any, **kwargs: Any) -> Any:
         return await maybe_async(fun(*args, **kwargs))
-
-    async def cast_thread(self, fun: Any, *args: Any, **kwargs: Any) -> None:
-        self.parent_loop.create_task(maybe_async(fun(*args, **kwargs)))
 
     async def _gather_remaining_tasks(self) -> None:
         """Nothing to sweep: the other tasks on this loop are the worker's, not ours."""
